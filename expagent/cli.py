@@ -1,0 +1,47 @@
+"""The ``expagent`` command line. Only typer is imported here: every command imports its
+machinery lazily, so that ``expagent --help`` stays fast."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from expagent.errors import ExpagentError
+
+app = typer.Typer(
+    name="expagent",
+    help="A coding agent that remembers: fix issues, replay task suites, and inspect what it has learned.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    # Each feature module only imports typer at its top; registering costs milliseconds.
+    from expagent import cli_core
+    from expagent.sandbox import cli as sandbox_cli
+    from expagent.memory import cli as memory_cli
+    from expagent.codeintel import cli as codeintel_cli
+    from expagent.tasks import cli as tasks_cli
+
+    for module in (cli_core, sandbox_cli, memory_cli, codeintel_cli, tasks_cli):
+        module.register(app)
+
+
+def main() -> None:
+    _register()
+    try:
+        app()
+    except ExpagentError as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        typer.echo(f"error: {message}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Settings: one object built from layers, each value remembering where it came from.
+
+Layers, lowest to highest: defaults, ``$EXPAGENT_HOME/config.toml``, the repository's
+``.expagent.toml``, ``EXPAGENT_*`` environment variables, command-line flags.
+API keys are never settings: they are read from the environment by the provider
+library and never written anywhere by expagent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from expagent import paths
+from expagent.errors import ConfigError
+
+MemoryMode = Literal["on", "off", "episodic", "semantic"]
+SandboxKind = Literal["auto", "local", "docker"]
+ToolMode = Literal["auto", "native", "text"]
+
+
+@dataclass
+class Settings:
+    # model
+    model: str | None = None
+    api_base: str | None = None
+    temperature: float = 0.0
+    tool_mode: ToolMode = "auto"
+    model_retries: int = 4
+    # agent limits
+    step_limit: int = 60
+    cost_limit: float = 3.0
+    time_limit: float = 1800.0
+    command_timeout: float = 180.0
+    max_format_errors: int = 3
+    output_limit: int = 10000
+    # sandbox
+    sandbox: SandboxKind = "auto"
+    docker_image: str | None = None
+    docker_network: bool = False
+    docker_memory: str = "4g"
+    docker_cpus: float = 2.0
+    docker_pids: int = 512
+    # experience
+    memory: MemoryMode = "on"
+    memory_k: int = 3
+    memory_token_budget: int = 1500
+    chroma_url: str | None = None
+    embedding_model: str = "minilm-int8"
+    # code intelligence
+    repo_map: bool = True
+    repo_map_tokens: int = 1024
+    # verification
+    test_command: str | None = None
+
+    # where each value came from: field name -> "default" | file path | "env EXPAGENT_X" | "flag --x"
+    sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def public_dict(self) -> dict[str, Any]:
+        """The settings as plain data, safe to write into a trajectory (no secrets are settings)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sources"}
+
+
+_FIELDS = {f.name: f for f in fields(Settings) if f.name != "sources"}
+# a key name that looks like a credential is refused in config files: keys live in the environment only
+_SECRET_LIKE = re.compile(r"(api_?key|token|secret|password)", re.I)
+
+
+def _type_of(name: str) -> Any:
+    hints = Settings.__annotations__[name]
+    return eval(hints, {**globals(), "Literal": Literal}) if isinstance(hints, str) else hints
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    """Convert ``value`` (from TOML, env or a flag) to the field's type, or explain what is wrong."""
+    typ = _type_of(name)
+    args = [a for a in get_args(typ) if a is not type(None)]
+    optional = type(None) in get_args(typ)
+    if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+        if optional:
+            return None
+        raise ConfigError(f"{origin}: '{name}' cannot be empty")
+    base = typ
+    if get_origin(typ) is Literal:
+        allowed = get_args(typ)
+        if str(value) not in allowed:
+            raise ConfigError(f"{origin}: '{name}' must be one of {', '.join(allowed)} (got {value!r})")
+        return str(value)
+    if optional and args:
+        base = args[0]
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if base is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if base is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{origin}: '{name}' must be {getattr(base, '__name__', base)} (got {value!r})") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"malformed config file {path}: {exc}") from None
+    # allow an optional [expagent] table, so the file can be shared with other tools
+    if isinstance(data.get("expagent"), dict):
+        data = data["expagent"]
+    return data
+
+
+def _apply(settings: Settings, values: dict[str, Any], origin: str) -> None:
+    for key, value in values.items():
+        name = key.replace("-", "_")
+        if _SECRET_LIKE.search(name):
+            raise ConfigError(f"{origin}: '{key}' looks like a credential; API keys are read from the environment only")
+        if name not in _FIELDS:
+            raise ConfigError(f"{origin}: unknown setting '{key}' (see 'expagent config show')")
+        setattr(settings, name, _coerce(name, value, origin))
+        settings.sources[name] = origin
+
+
+def user_config_path() -> Path:
+    return paths.home() / "config.toml"
+
+
+def load_settings(repo: str | os.PathLike | None = None, flags: dict[str, Any] | None = None) -> Settings:
+    """Build the effective settings for a run in ``repo`` with the given command-line ``flags``."""
+    settings = Settings()
+    settings.sources = {name: "default" for name in _FIELDS}
+    user_file = user_config_path()
+    if user_file.is_file():
+        _apply(settings, _read_toml(user_file), str(user_file))
+    if repo is not None:
+        repo_file = Path(repo) / ".expagent.toml"
+        if repo_file.is_file():
+            _apply(settings, _read_toml(repo_file), str(repo_file))
+    env_values = {}
+    for name in _FIELDS:
+        var = f"EXPAGENT_{name.upper()}"
+        if var in os.environ:
+            env_values[name] = (var, os.environ[var])
+    for name, (var, value) in env_values.items():
+        _apply(settings, {name: value}, f"env {var}")
+    for name, value in (flags or {}).items():
+        if value is not None:
+            _apply(settings, {name: value}, f"flag --{name.replace('_', '-')}")
+    return settings
+
+
+def replace(settings: Settings, **changes: Any) -> Settings:
+    new = dataclasses.replace(settings, **changes)
+    new.sources = {**settings.sources, **{k: "code" for k in changes}}
+    return new
