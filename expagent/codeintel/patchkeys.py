@@ -256,6 +256,8 @@ def _first_old(lines: list[tuple[str, str, int | None, int | None]]) -> int | No
 def _innermost(definitions: Iterable[Any], line: int) -> str | None:
     best = None
     for d in definitions:
+        if getattr(d, "local", False):
+            continue  # a helper nested in a function is keyed by that function, as the diff heuristic does
         if d.start_line <= line <= d.end_line:
             if best is None or (d.end_line - d.start_line) <= (best.end_line - best.start_line):
                 best = d
@@ -276,8 +278,19 @@ def files_and_symbols_from_patch(patch_text: str, index: Any = None) -> tuple[li
     Symbols are qualified (``Class.method``) when the diff or the index allows it. Both lists keep patch order
     and have no duplicates. A malformed patch yields whatever could be read from it; this never raises.
     """
+    per_file = symbols_by_file_from_patch(patch_text, index)
+    symbols: list[str] = []
+    seen: set[str] = set()
+    for names in per_file.values():
+        for name in names:
+            _add(symbols, seen, name)
+    return list(per_file), symbols
+
+
+def symbols_by_file_from_patch(patch_text: str, index: Any = None) -> dict[str, list[str]]:
+    """Like :func:`files_and_symbols_from_patch`, but keeps which file each symbol belongs to (patch order)."""
     if not patch_text or not patch_text.strip():
-        return [], []
+        return {}
     try:
         file_patches = _parse_with_unidiff(patch_text)
     except Exception:  # unidiff is strict about hunk counts; real-world patches are not
@@ -285,14 +298,8 @@ def files_and_symbols_from_patch(patch_text: str, index: Any = None) -> tuple[li
     if not file_patches:
         file_patches = _parse_leniently(patch_text)
 
-    files: list[str] = []
-    symbols: list[str] = []
-    seen_files: set[str] = set()
-    seen_symbols: set[str] = set()
+    out: dict[str, list[str]] = {}
     for fp in file_patches:
-        if fp.path not in seen_files:
-            seen_files.add(fp.path)
-            files.append(fp.path)
         definitions = _index_definitions(index, fp.source_path) if (index is not None and fp.source_path) else None
         file_symbols: list[str] = []
         file_seen: set[str] = set()
@@ -301,9 +308,11 @@ def files_and_symbols_from_patch(patch_text: str, index: Any = None) -> tuple[li
                 _symbols_from_index(definitions, lines, file_symbols, file_seen)
             else:
                 _symbols_from_hunk_lines(header, [(k, t) for k, t, _o, _n in lines], file_symbols, file_seen)
+        merged = out.setdefault(fp.path, [])
         for name in _merge_unqualified(file_symbols):
-            _add(symbols, seen_symbols, name)
-    return files, symbols
+            if name not in merged:
+                merged.append(name)
+    return out
 
 
 def _merge_unqualified(names: list[str]) -> list[str]:

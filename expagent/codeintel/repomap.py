@@ -1,0 +1,251 @@
+"""A compact, ranked outline of a repository that fits a token budget.
+
+Ranking, in three steps:
+
+1. A file graph: file A has an edge to file B for each name A references that B defines. An edge's weight
+   falls with how many files define the name (a name defined everywhere, like ``__init__``, links nothing in
+   particular) and with private names; names the focus mentions weigh ten times more.
+2. A personalised PageRank over that graph. The personalisation puts the random walker's restarts on the files
+   the focus points at (paths mentioned, files defining mentioned identifiers); without a focus it is uniform,
+   which ranks the files most of the code depends on first.
+3. Each definition inherits rank from the files that reference it; definitions the focus names get a large
+   boost, so the mentioned symbol's file comes first.
+
+The outline is then filled greedily, best definition first, until the budget is reached. Tokens are estimated
+as characters / 4 (``estimate_tokens``): close enough for English and code with the usual BPE tokenizers, and
+free to compute. The budget is never exceeded by that estimate.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from typing import Any
+
+CHARS_PER_TOKEN = 4
+_DAMPING = 0.85
+_ITERATIONS = 30
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def pagerank(nodes: list[str], edges: dict[str, dict[str, float]], personalization: dict[str, float] | None = None,
+             damping: float = _DAMPING, iterations: int = _ITERATIONS) -> dict[str, float]:
+    """Personalised PageRank by power iteration; ``edges[a][b]`` is the weight of a -> b."""
+    n = len(nodes)
+    if n == 0:
+        return {}
+    if personalization:
+        total = sum(personalization.values())
+        restart = {v: personalization.get(v, 0.0) / total for v in nodes}
+    else:
+        restart = {v: 1.0 / n for v in nodes}
+    out_weight = {a: sum(targets.values()) for a, targets in edges.items()}
+    rank = dict(restart)
+    for _ in range(iterations):
+        nxt = {v: 0.0 for v in nodes}
+        dangling = 0.0
+        for a in nodes:
+            ra = rank[a]
+            total = out_weight.get(a, 0.0)
+            if total <= 0:
+                dangling += ra
+                continue
+            share = damping * ra / total
+            for b, w in edges[a].items():
+                nxt[b] += share * w
+        leftover = (1 - damping) + damping * dangling
+        for v in nodes:
+            nxt[v] += leftover * restart[v]
+        rank = nxt
+    return rank
+
+
+_PERIPHERAL_DIRS = {"test", "tests", "testing", "doc", "docs", "example", "examples", "bench", "benchmarks"}
+
+
+def _is_peripheral(path: str) -> bool:
+    """Tests, docs and examples: useful when asked for, but not what an outline of the code should lead with."""
+    parts = path.split("/")
+    name = parts[-1]
+    return bool(_PERIPHERAL_DIRS.intersection(parts[:-1])) or name.startswith("test_") or name.endswith("_test.py")
+
+
+def _generic_names() -> frozenset[str]:
+    """Names whose references say nothing about which file is meant: builtins and methods of builtin types.
+
+    A reference to ``name`` or ``append`` is almost never a reference to this repository's ``Foo.append``.
+    """
+    import builtins
+
+    names = set(dir(builtins))
+    for t in (str, bytes, list, dict, set, tuple, int, float, object, type):
+        names.update(dir(t))
+    names.update({"self", "cls", "args", "kwargs", "name", "value", "path", "data", "result", "main", "run"})
+    return frozenset(names)
+
+
+def rank_definitions(index: Any, focus_text: str = "") -> tuple[list[tuple[float, str, Any]], dict[str, float]]:
+    """``(score, path, definition)`` best first, and the file ranks; the heart of the map."""
+    from expagent.codeintel.issuekeys import extract_mentions, resolve_paths
+
+    mentions = extract_mentions(focus_text)
+    mentioned_names: dict[str, float] = {}
+    for ident, weight in mentions.identifiers.items():
+        mentioned_names[ident] = max(mentioned_names.get(ident, 0.0), weight)
+
+    defines: dict[str, set[str]] = defaultdict(set)
+    for path, entry in index.files.items():
+        for d in entry.symbols.definitions:
+            if not d.local:
+                defines[d.name].add(path)
+
+    generic = _generic_names()
+    edges: dict[str, dict[str, float]] = {}
+    # (defining file, name) -> weighted references from other files, to rank definitions inside a file
+    incoming: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)
+    for src, entry in index.files.items():
+        targets: dict[str, float] = {}
+        for name, count in entry.symbols.references.items():
+            definers = defines.get(name)
+            if not definers:
+                continue
+            mul = 10.0 if name in mentioned_names else 1.0
+            if name.startswith("_"):
+                mul *= 0.1
+            if name in generic:
+                mul *= 0.05
+            weight = mul * math.sqrt(count) / len(definers)
+            for dst in definers:
+                if dst == src:
+                    continue
+                targets[dst] = targets.get(dst, 0.0) + weight
+                incoming[(dst, name)].append((src, weight))
+        if targets:
+            edges[src] = targets
+
+    personalization: dict[str, float] = dict(resolve_paths(mentions.paths, index.files))
+    for name, weight in mentioned_names.items():
+        for path, _d in index.lookup(name):
+            personalization[path] = personalization.get(path, 0.0) + weight
+    nodes = list(index.files)
+    file_rank = pagerank(nodes, edges, personalization or None)
+
+    out_total = {src: sum(targets.values()) for src, targets in edges.items()}
+    focused = set(personalization)
+    scored: list[tuple[float, str, Any]] = []
+    for path, entry in index.files.items():
+        base = file_rank.get(path, 0.0)
+        if path in focused:
+            base *= 5  # the focus points here: show more of this file than its link structure alone would
+        elif _is_peripheral(path):
+            base *= 0.3
+        for d in entry.symbols.definitions:
+            if d.local:
+                continue
+            # the rank each referencing file passes along this name, as in the PageRank step itself
+            from_refs = sum(file_rank.get(src, 0.0) * w / out_total[src] for src, w in incoming.get((path, d.name), ()))
+            # a file's own rank also lifts its definitions a little, classes and functions more than methods
+            own = base * (0.3 if d.kind != "method" else 0.1) / math.sqrt(len(entry.symbols.definitions))
+            if d.name.startswith("_") and not d.name.endswith("__"):
+                own *= 0.3  # private helpers after the public API
+            score = own + from_refs * (0.3 if path not in focused and _is_peripheral(path) else 1.0)
+            boost = max(mentioned_names.get(d.name, 0.0), mentioned_names.get(d.qualname, 0.0) * 1.5)
+            if boost:
+                score = (score + base + 1e-6) * (1 + 100 * boost)
+            scored.append((score, path, d))
+    scored.sort(key=lambda t: (-t[0], t[1], t[2].start_line))
+    return scored, file_rank
+
+
+def render_map(index: Any, scored: list[tuple[float, str, Any]], file_rank: dict[str, float],
+               token_budget: int) -> str:
+    """Fill the outline best-first until ``token_budget`` (estimated tokens) is reached."""
+    budget_chars = max(0, token_budget) * CHARS_PER_TOKEN
+    total_files = len(index.files)
+    header_template = "Repository map ({shown} of {total} files, most relevant first; '...' = omitted code):\n"
+    # reserve the header at its widest so that the final count never pushes the map over budget
+    used = len(header_template.format(shown=total_files, total=total_files))
+    if used > budget_chars:
+        return ""
+    chosen: dict[str, set[int]] = {}  # path -> indexes into that file's definitions
+    file_order: list[str] = []
+    positions: dict[str, dict[int, int]] = {}  # path -> id(definition) -> index, built on first use
+    smallest_line = 8  # no definition line is shorter than this: stop scanning once nothing can fit
+    shown_names: set[tuple[str, str]] = set()  # (path, qualname): overloads and property setters show once
+
+    for _score, path, d in scored:
+        if budget_chars - used < smallest_line:
+            break
+        defs = index.files[path].symbols.definitions
+        if path not in positions:
+            positions[path] = {id(x): i for i, x in enumerate(defs)}
+        idx = positions[path][id(d)]
+        picked = chosen.get(path, set())
+        if idx in picked or (path, d.qualname) in shown_names:
+            continue
+        ancestors = _ancestors(defs, d) if "." in d.qualname else []
+        cost = (0 if path in chosen else len(path) + 2) + _render_len(d)
+        cost += sum(_render_len(defs[i]) for i in ancestors if i not in picked)
+        if used + cost > budget_chars:
+            continue
+        used += cost
+        if path not in chosen:
+            chosen[path] = set()
+            file_order.append(path)
+        chosen[path].add(idx)
+        chosen[path].update(ancestors)
+        shown_names.update((path, defs[i].qualname) for i in [idx, *ancestors])
+    # files with no room for a symbol still get their name, in rank order, while the budget lasts
+    for path, _r in sorted(file_rank.items(), key=lambda kv: (-kv[1], kv[0])):
+        if path in chosen:
+            continue
+        cost = len(path) + 1
+        if used + cost > budget_chars:
+            continue
+        used += cost
+        chosen[path] = set()
+        file_order.append(path)
+
+    lines = [header_template.format(shown=len(file_order), total=total_files).rstrip("\n")]
+    for path in file_order:
+        defs = index.files[path].symbols.definitions
+        picked = sorted(chosen[path])
+        if not picked:
+            lines.append(path)
+            continue
+        lines.append(path + ":")
+        for i in picked:
+            lines.append(_render_line(defs[i]))
+    # the accounting above is exact: every line was paid for with its newline, the header at its widest
+    return "\n".join(lines) + "\n"
+
+
+def _ancestors(defs: list, d) -> list[int]:
+    """Indexes of the definitions whose qualified names prefix ``d``'s (its enclosing classes)."""
+    parts = d.qualname.split(".")
+    prefixes = {".".join(parts[:k]) for k in range(1, len(parts))}
+    return [i for i, other in enumerate(defs)
+            if other.qualname in prefixes and other.start_line <= d.start_line <= other.end_line and other is not d]
+
+
+def _render_line(d) -> str:
+    depth = d.qualname.count(".")
+    return "  " + "  " * depth + d.signature
+
+
+def _render_len(d) -> int:
+    return len(_render_line(d)) + 1
+
+
+def build_repo_map(root: str | os.PathLike, focus_text: str = "", token_budget: int = 1024, index: Any = None) -> str:
+    """The ranked outline of ``root`` within ``token_budget`` estimated tokens, ranked towards ``focus_text``."""
+    from expagent.codeintel.index import SymbolIndex
+
+    if index is None:
+        index = SymbolIndex.build(root)
+    scored, file_rank = rank_definitions(index, focus_text)
+    return render_map(index, scored, file_rank, token_budget)
