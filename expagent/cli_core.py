@@ -1,7 +1,97 @@
-"""Core commands: fix, config, traj (placeholder; filled by the foundation work)."""
+"""Core commands: ``fix``, ``config show``, ``traj show`` and ``traj replay``.
+
+Only typer is imported at the top; the machinery is imported inside each command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
+config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
+traj_app = typer.Typer(help="Show and re-execute recorded trajectories.", no_args_is_help=True)
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("fix")(fix)
+    app.add_typer(config_app, name="config")
+    app.add_typer(traj_app, name="traj")
+
+
+def fix(
+    issue: Optional[str] = typer.Argument(None, help='Issue text, "-" for stdin, or a GitHub issue URL.'),
+    issue_file: Optional[Path] = typer.Option(None, "--issue-file", help="Read the issue from a file."),
+    repo: Path = typer.Option(Path("."), "--repo", help="The git repository to fix (default: current directory)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="litellm model string, scripted:FILE or replay:TRAJ."),
+    api_base: Optional[str] = typer.Option(None, "--api-base", help="Base URL of an OpenAI-compatible server."),
+    sandbox: Optional[str] = typer.Option(None, "--sandbox", help="docker, local or auto."),
+    memory: Optional[str] = typer.Option(None, "--memory", help="on, off, episodic or semantic."),
+    step_limit: Optional[int] = typer.Option(None, "--step-limit"),
+    cost_limit: Optional[float] = typer.Option(None, "--cost-limit"),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Seconds."),
+    test_command: Optional[str] = typer.Option(None, "--test-command", help="How to run the repo's tests."),
+    apply: bool = typer.Option(False, "--apply", help="Apply the patch to the working tree when done."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Run the tests before and after the patch."),
+) -> None:
+    """Fix an issue in a git repository; prints the patch and saves the run."""
+    from expagent.fix import FixOptions, run_fix
+
+    flags = {
+        "model": model, "api_base": api_base, "sandbox": sandbox, "memory": memory, "step_limit": step_limit,
+        "cost_limit": cost_limit, "time_limit": time_limit, "test_command": test_command,
+    }
+    code = run_fix(FixOptions(issue=issue, issue_file=str(issue_file) if issue_file else None, repo=repo,
+                              flags=flags, apply=apply, verify=verify))
+    raise typer.Exit(code)
+
+
+@config_app.command("show")
+def config_show(
+    repo: Path = typer.Option(Path("."), "--repo", help="Repository whose .expagent.toml applies."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Print the effective settings and where each value came from."""
+    import json
+
+    from expagent.config import load_settings
+
+    settings = load_settings(repo)
+    rows = [(name, value, settings.sources.get(name, "default")) for name, value in settings.public_dict().items()]
+    if json_out:
+        typer.echo(json.dumps({name: {"value": value, "source": source} for name, value, source in rows}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="expagent settings")
+    for column in ("setting", "value", "source"):
+        table.add_column(column)
+    for name, value, source in rows:
+        table.add_row(name, "" if value is None else str(value), source)
+    Console().print(table)
+
+
+@traj_app.command("show")
+def traj_show(
+    path: Path = typer.Argument(..., help="A trajectory.json or a run directory."),
+    full: bool = typer.Option(False, "--full", help="Do not shorten long outputs."),
+) -> None:
+    """Render a trajectory readably."""
+    from expagent.traj_view import show_trajectory
+
+    show_trajectory(path, full=full)
+
+
+@traj_app.command("replay")
+def traj_replay(
+    path: Path = typer.Argument(..., help="A trajectory.json or a run directory."),
+    repo: Optional[Path] = typer.Option(None, "--repo", help="Repository to replay in (default: the recorded one)."),
+    sandbox: Optional[str] = typer.Option(None, "--sandbox", help="docker, local or auto."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Re-execute a trajectory's model replies in a fresh sandbox and compare the observations."""
+    from expagent.traj_view import replay_trajectory
+
+    raise typer.Exit(replay_trajectory(path, repo=repo, sandbox=sandbox, json_out=json_out))

@@ -1,0 +1,1 @@
+"""The agent: tools, prompt assembly, reply protocols and the loop that ties them together."""
