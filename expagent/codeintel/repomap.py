@@ -166,7 +166,7 @@ def render_map(index: Any, scored: list[tuple[float, str, Any]], file_rank: dict
     """Fill the outline best-first until ``token_budget`` (estimated tokens) is reached."""
     budget_chars = max(0, token_budget) * CHARS_PER_TOKEN
     total_files = len(index.files)
-    header_template = "Repository map ({shown} of {total} files, most relevant first; '...' = omitted code):\n"
+    header_template = "Repository map ({shown} of {total} files, most relevant first; definitions by their first line):\n"
     # reserve the header at its widest so that the final count never pushes the map over budget
     used = len(header_template.format(shown=total_files, total=total_files))
     if used > budget_chars:
