@@ -1,0 +1,561 @@
+"""The Docker sandbox backend: one labelled container per task, removed on every exit path.
+
+The repository is *copied* into the container (a shallow clone of ``base_commit``, never a
+bind mount of the user's tree), the network is off unless asked for, memory / CPU / pids are
+limited, and every command runs through ``exec`` under ``timeout -s KILL`` with a watchdog on
+this side that kills the command's process group (and, as a last resort, restarts the
+container) so that a timed-out command never survives.
+
+Any endpoint the docker SDK accepts works (``DOCKER_HOST=unix://…``, ``tcp://…``, ``ssh://…``).
+The ``docker`` package is imported lazily.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import os
+import shlex
+import socket
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+from pathlib import Path
+from typing import Any
+
+from expagent.config import Settings
+from expagent.errors import SandboxError, SandboxUnavailable
+from expagent.sandbox import images
+from expagent.sandbox.base import CommandResult, Sandbox
+
+WORK_ROOT = "/work"
+WORKDIR = f"{WORK_ROOT}/repo"
+#: where the command wrappers keep pid files inside the container
+STATE_DIR = "/tmp/.expagent"
+#: grace given to ``timeout`` inside the container before this side kills the process group
+KILL_GRACE = 2.0
+#: and before the container is restarted because something still holds the output open
+RESTART_GRACE = 6.0
+#: output kept per command (head and tail); the agent truncates further for the model
+MAX_OUTPUT_BYTES = 8 * 1024 * 1024
+
+# sandboxes not closed yet; closed at interpreter exit as a safety net (the context manager
+# is the normal path)
+_LIVE: "weakref.WeakSet[DockerSandbox]" = weakref.WeakSet()
+
+
+def endpoint() -> str:
+    """The Docker endpoint in use, for messages."""
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def make_client(timeout: float = 60.0) -> Any:
+    """A docker SDK client for ``DOCKER_HOST`` (ssh:// uses the ssh binary when paramiko is absent)."""
+    import docker
+
+    use_ssh_client = False
+    if endpoint().startswith("ssh://"):
+        try:
+            import paramiko  # noqa: F401
+        except ImportError:
+            use_ssh_client = True
+    return docker.from_env(timeout=max(1, int(round(timeout))), use_ssh_client=use_ssh_client)
+
+
+def docker_available(timeout: float = 2.0) -> bool:
+    """True when a Docker daemon answers a ping within ``timeout`` seconds."""
+    try:
+        client = make_client(timeout)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # no daemon, no socket, no permission, no docker package: all mean "not available"
+        return False
+
+
+def connect(timeout: float = 60.0) -> Any:
+    """A client whose daemon answered, or ``SandboxUnavailable`` naming the doctor command."""
+    try:
+        client = make_client(timeout)
+        client.ping()
+        return client
+    except ImportError:
+        raise SandboxUnavailable("the 'docker' Python package is missing (pip install docker)") from None
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else exc.__class__.__name__
+        raise SandboxUnavailable(
+            f"Docker daemon not reachable at {endpoint()} ({reason}); run 'expagent sandbox doctor'"
+        ) from None
+
+
+def _git(repo: Path, *args: str) -> str:
+    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SandboxError(f"git {args[0]} failed in {repo}: {result.stderr.strip().splitlines()[-1:] or ['?']}")
+    return result.stdout.strip()
+
+
+def resolve_commit(repo: Path, commit: str | None) -> str:
+    if not (repo / ".git").exists():
+        raise SandboxError(f"{repo} is not a git repository")
+    try:
+        return _git(repo, "rev-parse", "--verify", f"{commit or 'HEAD'}^{{commit}}")
+    except SandboxError:
+        raise SandboxError(f"commit {commit or 'HEAD'} not found in {repo}") from None
+
+
+def export_repo(repo: Path, commit: str, dest: Path) -> None:
+    """A shallow clone of ``repo`` at ``commit`` (committed state only) in ``dest``."""
+    dest.mkdir(parents=True)
+    _git(dest, "init", "--quiet")
+    # protocol v2 lets a local fetch ask for any reachable commit by id; depth 1 keeps it small
+    _git(dest, "-c", "protocol.version=2", "fetch", "--quiet", "--depth", "1", f"file://{repo.resolve()}", commit)
+    _git(dest, "checkout", "--quiet", "--detach", commit)
+
+
+def _tar_directory(source: Path, arcname: str) -> Any:
+    """``source`` as a tar stream in a temporary file (files owned by root inside the sandbox)."""
+    spool = tempfile.TemporaryFile()
+    result = subprocess.run(
+        ["tar", "-C", str(source.parent), "--owner=0", "--group=0", "--numeric-owner", "-cf", "-",
+         f"--transform=s,^{source.name},{arcname},", source.name],
+        stdout=spool,
+        stderr=subprocess.PIPE,
+    )
+    if result.returncode != 0:
+        spool.close()
+        raise SandboxError(f"cannot archive repository copy: {result.stderr.decode(errors='replace').strip()[-200:]}")
+    spool.seek(0)
+    return spool
+
+
+def _single_file_tar(name: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mode = 0o644
+        info.mtime = int(time.time())
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+class _OutputBuffer:
+    """Collects command output, keeping the head and the tail when it grows past the limit."""
+
+    def __init__(self, limit: int = MAX_OUTPUT_BYTES):
+        self.half = limit // 2
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+
+    def add(self, chunk: bytes) -> None:
+        if len(self.head) < self.half:
+            room = self.half - len(self.head)
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        self.tail += chunk
+        if len(self.tail) > self.half:
+            excess = len(self.tail) - self.half
+            del self.tail[:excess]
+            self.dropped += excess
+
+    def text(self) -> str:
+        middle = f"\n[... {self.dropped} bytes of output dropped ...]\n".encode() if self.dropped else b""
+        return bytes(self.head + middle + self.tail).decode("utf-8", errors="replace")
+
+
+class DockerSandbox(Sandbox):
+    """A repository copy in a fresh container. Use as a context manager."""
+
+    kind = "docker"
+
+    def __init__(
+        self,
+        repo_path: str | Path,
+        settings: Settings,
+        base_commit: str | None = None,
+        image: str | None = None,
+        setup: list[str] | None = None,
+        network: bool | None = None,
+    ):
+        self.repo_path = Path(repo_path).expanduser().resolve()
+        self.settings = settings
+        self.base_commit = resolve_commit(self.repo_path, base_commit)
+        self.requested_image = image or settings.docker_image
+        self.setup = list(setup or [])
+        self.network = settings.docker_network if network is None else network
+        self.workdir = WORKDIR
+        self.image: str | None = None  # the image the container runs, known after start()
+        self.name = f"expagent-{uuid.uuid4().hex[:12]}"
+        self.container: Any = None
+        self._client: Any = None
+        self._oom_kills_seen = 0
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self.container is not None:
+            return
+        if self._closed:
+            raise SandboxError("sandbox already closed")
+        _LIVE.add(self)
+        try:
+            self._client = connect()
+            parent = self._resolve_image()
+            if self.setup:
+                self.image = ensure_setup_image(self._client, parent, self.repo_path, self.base_commit, self.setup)
+                repo_in_image = True
+            else:
+                self.image, repo_in_image = parent, False
+            self.container = self._create_container(self.image)
+            self.container.start()
+            if not repo_in_image:
+                self._copy_repo_in()
+        except BaseException:
+            # a half-started sandbox (Ctrl-C included) must not leave its container behind
+            self.close()
+            raise
+
+    def _resolve_image(self) -> str:
+        if self.requested_image:
+            if not images.image_exists(self._client, self.requested_image):
+                raise SandboxUnavailable(
+                    f"Docker image {self.requested_image} not found at {endpoint()}; build or pull it "
+                    f"(the default image: '{images.BUILD_COMMAND}')"
+                )
+            return self.requested_image
+        found = images.find_default_image(self._client)
+        if not found:
+            raise SandboxUnavailable(
+                f"the expagent sandbox image is not built at {endpoint()}; run '{images.BUILD_COMMAND}' "
+                "(or 'expagent sandbox build' where Docker Hub is reachable)"
+            )
+        return found
+
+    def _create_container(self, image: str) -> Any:
+        import docker.errors
+
+        limits = container_limits(self.settings, self._client)
+        try:
+            return self._client.containers.create(
+                image,
+                command=["sleep", "infinity"],
+                name=self.name,
+                labels=sandbox_labels(self.repo_path),
+                working_dir=WORK_ROOT,
+                network_mode="bridge" if self.network else "none",
+                init=True,  # reaps orphans, so killed commands do not pile up as zombies
+                hostname="sandbox",
+                security_opt=["no-new-privileges"],
+                detach=True,
+                **limits,
+            )
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"cannot create sandbox container from {image}: {exc.explanation or exc}") from None
+
+    def _copy_repo_in(self) -> None:
+        with tempfile.TemporaryDirectory(prefix="expagent-copy-") as tmp:
+            clone = Path(tmp) / "repo"
+            export_repo(self.repo_path, self.base_commit, clone)
+            with _tar_directory(clone, WORKDIR.rsplit("/", 1)[1]) as archive:
+                if not self.container.put_archive(WORK_ROOT, archive):
+                    raise SandboxError("copying the repository into the container failed")
+
+    def close(self) -> None:
+        self._closed = True
+        _LIVE.discard(self)
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            remove_container(client, self.name)
+        finally:
+            self.container = None
+            client.close()
+
+    # ------------------------------------------------------------------ commands
+
+    def _require_running(self) -> None:
+        if self.container is None:
+            raise SandboxError("sandbox not started (use it as a context manager)")
+
+    def run(self, command: str, timeout: float | None = None, cwd: str | None = None) -> CommandResult:
+        self._require_running()
+        timeout = float(timeout if timeout is not None else self.settings.command_timeout)
+        seconds = max(1, int(timeout + 0.999))
+        token = uuid.uuid4().hex[:12]
+        pidfile = f"{STATE_DIR}/{token}.pid"
+        # `timeout` makes itself a process-group leader and kills the whole group on expiry;
+        # its pid (= the group id) goes to a pid file so that this side can kill the group too.
+        script = (
+            f"mkdir -p {STATE_DIR} && echo $$ > {pidfile} && exec 2>&1 && "
+            f"exec timeout -s KILL {seconds} bash -c {shlex.quote(command)}"
+        )
+        workdir = self._abspath(cwd) if cwd else self.workdir
+        api = self._client.api
+        started = time.monotonic()
+        try:
+            exec_id = api.exec_create(self.container.id, ["bash", "-c", script], workdir=workdir, stdin=False)["Id"]
+        except Exception as exc:
+            return self._dead_container_result(exc, started)
+        watchdog = _Watchdog(self, pidfile, seconds)
+        output = _OutputBuffer()
+        watchdog.arm()
+        try:
+            for chunk in api.exec_start(exec_id, stream=True):
+                output.add(chunk)
+        except Exception as exc:
+            if not watchdog.fired:
+                return self._dead_container_result(exc, started, output.text())
+        finally:
+            watchdog.cancel()
+        duration = time.monotonic() - started
+        code = api.exec_inspect(exec_id).get("ExitCode")
+        code = -1 if code is None else int(code)
+        self._forget_pidfile(pidfile)
+        timed_out = watchdog.fired or (code in (124, 137) and duration >= seconds - 0.05)
+        oom = False
+        if code in (137, -1) and not timed_out:
+            oom = self._oom_happened()
+        if timed_out or oom:
+            code = -1
+        text = output.text()
+        if timed_out:
+            text += f"\n[command timed out after {seconds}s and was killed]"
+        elif oom:
+            text += f"\n[command killed: out of memory (limit {self.settings.docker_memory})]"
+        return CommandResult(output=text, exit_code=code, duration=duration, timed_out=timed_out, oom_killed=oom)
+
+    def _dead_container_result(self, exc: Exception, started: float, output: str = "") -> CommandResult:
+        """The exec failed: if the container died of OOM say so, otherwise it is a sandbox error."""
+        state = self._state()
+        if state.get("OOMKilled"):
+            return CommandResult(
+                output=output + f"\n[sandbox container killed: out of memory (limit {self.settings.docker_memory})]",
+                exit_code=-1,
+                duration=time.monotonic() - started,
+                oom_killed=True,
+            )
+        if state and not state.get("Running"):
+            raise SandboxError(f"sandbox container {self.name} stopped (exit {state.get('ExitCode')})") from None
+        raise SandboxError(f"command could not run in sandbox {self.name}: {str(exc).splitlines()[0][:200]}") from None
+
+    def _state(self) -> dict:
+        try:
+            return self._client.api.inspect_container(self.name).get("State", {})
+        except Exception:
+            return {}
+
+    def _oom_happened(self) -> bool:
+        """Did the memory cgroup kill something since the last check? (container state, then counters)."""
+        if self._state().get("OOMKilled"):
+            return True
+        probe = (
+            "cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null | "
+            "awk '$1==\"oom_kill\"{print $2; exit}'"
+        )
+        try:
+            exec_id = self._client.api.exec_create(self.container.id, ["sh", "-c", probe])["Id"]
+            text = self._client.api.exec_start(exec_id).decode(errors="replace").strip()
+            kills = int(text or 0)
+        except Exception:
+            return False
+        happened = kills > self._oom_kills_seen
+        self._oom_kills_seen = kills
+        return happened
+
+    def _forget_pidfile(self, pidfile: str) -> None:
+        # one tiny file per command; removed by the next command's exec would cost a round trip,
+        # so they are left in /tmp of the disposable container
+        pass
+
+    def kill_group(self, pidfile: str) -> None:
+        """Kill the process group whose leader's pid is in ``pidfile`` (watchdog, from outside)."""
+        script = f"p=$(cat {pidfile} 2>/dev/null) && [ -n \"$p\" ] && kill -KILL -- -$p $p 2>/dev/null; true"
+        try:
+            exec_id = self._client.api.exec_create(self.container.id, ["sh", "-c", script])["Id"]
+            self._client.api.exec_start(exec_id)
+        except Exception:
+            pass
+
+    def restart_container(self) -> None:
+        """Last resort for a command that escaped its group: kill every process (files stay)."""
+        try:
+            self._client.api.restart(self.name, timeout=0)
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------ files
+
+    def _abspath(self, path: str) -> str:
+        return path if path.startswith("/") else f"{self.workdir}/{path}"
+
+    def read_file(self, path: str) -> str:
+        import docker.errors
+
+        self._require_running()
+        target = self._abspath(path)
+        try:
+            stream, _stat = self._client.api.get_archive(self.container.id, target)
+            data = b"".join(stream)
+        except docker.errors.NotFound:
+            raise FileNotFoundError(f"no such file in sandbox: {path}") from None
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = tar.next()
+            if member is None or not member.isfile():
+                raise IsADirectoryError(f"not a regular file in sandbox: {path}")
+            extracted = tar.extractfile(member)
+            assert extracted is not None
+            return extracted.read().decode("utf-8", errors="replace")
+
+    def write_file(self, path: str, content: str) -> None:
+        self._require_running()
+        target = self._abspath(path)
+        staged = f"w-{uuid.uuid4().hex[:12]}"
+        self._client.api.put_archive(self.container.id, "/tmp", _single_file_tar(staged, content.encode("utf-8")))
+        # `cat >` keeps the mode of an existing file (an executable stays executable in the diff)
+        script = (
+            f'mkdir -p "$(dirname {shlex.quote(target)})" && cat /tmp/{staged} > {shlex.quote(target)}; '
+            f"rc=$?; rm -f /tmp/{staged}; exit $rc"
+        )
+        exec_id = self._client.api.exec_create(self.container.id, ["sh", "-c", script])["Id"]
+        message = self._client.api.exec_start(exec_id).decode(errors="replace").strip()
+        if self._client.api.exec_inspect(exec_id).get("ExitCode") != 0:
+            raise SandboxError(f"cannot write {path} in sandbox: {message[-200:]}")
+
+    def diff(self) -> str:
+        self._require_running()
+        if not self._state().get("Running"):
+            # killed (e.g. out of memory): the files are still there, start it again to read them
+            try:
+                self._client.api.start(self.name)
+            except Exception as exc:
+                raise SandboxError(f"sandbox container {self.name} is gone; no patch can be extracted: {exc}") from None
+        return super().diff()
+
+
+class _Watchdog:
+    """Kills a command from outside when ``timeout`` inside the container did not."""
+
+    def __init__(self, sandbox: DockerSandbox, pidfile: str, seconds: int):
+        self.sandbox, self.pidfile, self.seconds = sandbox, pidfile, seconds
+        self.fired = False
+        self._timers: list[threading.Timer] = []
+
+    def arm(self) -> None:
+        for delay, action in ((self.seconds + KILL_GRACE, self._kill), (self.seconds + RESTART_GRACE, self._restart)):
+            timer = threading.Timer(delay, action)
+            timer.daemon = True
+            timer.start()
+            self._timers.append(timer)
+
+    def _kill(self) -> None:
+        self.fired = True
+        self.sandbox.kill_group(self.pidfile)
+
+    def _restart(self) -> None:
+        self.fired = True
+        self.sandbox.restart_container()
+
+    def cancel(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+
+
+def container_limits(settings: Settings, client: Any) -> dict[str, Any]:
+    """Resource limits for a sandbox container from the settings (swap disabled, CPUs clamped)."""
+    limits: dict[str, Any] = {"pids_limit": int(settings.docker_pids)}
+    if settings.docker_memory:
+        limits["mem_limit"] = settings.docker_memory
+        limits["memswap_limit"] = settings.docker_memory  # no swap: a memory hog meets the OOM killer
+    if settings.docker_cpus and settings.docker_cpus > 0:
+        cpus = min(float(settings.docker_cpus), float(_daemon_cpus(client)))
+        limits["nano_cpus"] = int(cpus * 1e9)
+    return limits
+
+
+_CPU_CACHE: dict[str, int] = {}
+
+
+def _daemon_cpus(client: Any) -> int:
+    key = endpoint()
+    if key not in _CPU_CACHE:
+        try:
+            _CPU_CACHE[key] = int(client.info().get("NCPU") or 1)
+        except Exception:
+            _CPU_CACHE[key] = 1
+    return _CPU_CACHE[key]
+
+
+def sandbox_labels(repo: Path) -> dict[str, str]:
+    return {
+        images.LABEL: "container",
+        "expagent.host": socket.gethostname(),
+        "expagent.pid": str(os.getpid()),
+        "expagent.repo": str(repo),
+        "expagent.created": str(int(time.time())),
+    }
+
+
+def remove_container(client: Any, name: str) -> None:
+    """Remove a container (running or not); a container that is already gone is fine."""
+    import docker.errors
+
+    for attempt in range(3):
+        try:
+            client.api.remove_container(name, force=True, v=True)
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if "already in progress" in str(exc):
+                return
+            if attempt == 2:
+                raise SandboxError(f"cannot remove sandbox container {name}: {exc.explanation or exc}") from None
+            time.sleep(0.5)
+
+
+def ensure_setup_image(client: Any, parent: str, repo: Path, base_commit: str, setup: list[str]) -> str:
+    """The parent image with the repo copied in and ``setup`` run (network on), cached by hash."""
+    from expagent import config
+
+    parent_id = client.images.get(parent).id
+    tag = images.setup_image_tag(parent_id, base_commit, setup)
+    if images.image_exists(client, tag):
+        return tag
+    settings = config.replace(config.Settings(), docker_memory="", docker_cpus=0.0, docker_pids=4096)
+    builder = DockerSandbox(repo, settings, base_commit=base_commit, image=parent, network=True)
+    with builder:
+        for command in setup:
+            result = builder.run(command, timeout=3600)
+            if result.exit_code != 0:
+                raise SandboxError(
+                    f"setup command failed (exit {result.exit_code}): {command!r}: {result.output.strip()[-200:]}"
+                )
+        # files the set-up produced (build artefacts, egg-info) are not part of any repair
+        builder.run(
+            "git ls-files --others --exclude-standard --directory >> .git/info/exclude", timeout=120
+        )
+        repository, _, version = tag.partition(":")
+        builder.container.commit(
+            repository=repository,
+            tag=version,
+            conf={"Labels": {images.LABEL: "setup", "expagent.base_commit": base_commit}},
+        )
+    return tag
+
+
+@atexit.register
+def _close_leftovers() -> None:
+    for sandbox in list(_LIVE):
+        try:
+            sandbox.close()
+        except Exception:
+            pass
