@@ -1,0 +1,290 @@
+"""Cached Python environments for task repositories (the local backend).
+
+One virtualenv per (repository, version) recipe, under ``cache_dir()/envs/<slug>-<hash>/``::
+
+    venv/        the virtualenv, built with the interpreter the recipe names
+    src/         the checkout at ``env_commit`` the project was installed from
+    build.log    every build command with its output and exit code
+    env.json     recipe, key, interpreter and build time; written last, it marks the env ready
+
+The hash covers everything that shapes the environment (interpreter path and version,
+repository, ``env_commit``, and the recipe's build fields), so changing a recipe builds a new
+env and a second use of the same recipe costs one file read. A failed build keeps its log under
+``cache_dir()/envs/failed/`` and raises ``EnvBuildError`` naming the failing command and its tail.
+
+Tests then run against the task's own fresh checkout with the venv's ``bin`` first on ``PATH``
+and the checkout (and its ``src/`` when present) first on ``PYTHONPATH``: the code under test is
+always the checkout's, while installed metadata and dependencies come from the env.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from expagent import paths
+from expagent.errors import ExpagentError
+from expagent.fsutil import atomic_write_json
+from expagent.tasks.pythons import find_python
+from expagent.tasks.suite import EnvRecipe
+
+BUILD_COMMAND_TIMEOUT = 3600.0
+
+
+class EnvBuildError(ExpagentError):
+    pass
+
+
+@dataclass
+class Env:
+    path: Path
+    key: str
+    recipe: EnvRecipe
+    python_version: str
+    build_seconds: float
+    cached: bool  # True when this call found the env ready
+
+    @property
+    def venv(self) -> Path:
+        return self.path / "venv"
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.venv / "bin"
+
+    @property
+    def src(self) -> Path:
+        return self.path / "src"
+
+    def shell_prefix(self, checkout: str) -> str:
+        """Shell lines that put this env in front for commands run in ``checkout``."""
+        import shlex
+
+        pythonpath = f"{checkout}/src:{checkout}" if checkout else ""
+        return (
+            f"export VIRTUAL_ENV={shlex.quote(str(self.venv))}; "
+            f"export PATH={shlex.quote(str(self.bin_dir))}:\"$PATH\"; "
+            f"export PYTHONPATH={shlex.quote(pythonpath)}${{PYTHONPATH:+:$PYTHONPATH}}; "
+            "export PYTHONNOUSERSITE=1; unset PYTHONHOME; "
+        )
+
+
+def env_key(recipe: EnvRecipe, repo: str, env_commit: str, python_exe: str, python_version: str) -> str:
+    payload = {
+        "repo": repo,
+        "env_commit": env_commit,
+        "python": [str(Path(python_exe).resolve()), python_version],
+        "recipe": {name: getattr(recipe, name) for name in EnvRecipe.BUILD_FIELDS},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def envs_root() -> Path:
+    return paths.cache_dir() / "envs"
+
+
+@contextmanager
+def _locked(lock_path: Path):
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _read_ready(path: Path, recipe: EnvRecipe, key: str) -> Env | None:
+    meta_file = path / "env.json"
+    if not meta_file.is_file() or not (path / "venv" / "bin" / "python").exists():
+        return None
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if meta.get("key") != key:
+        return None
+    return Env(path=path, key=key, recipe=recipe, python_version=meta.get("python_version", ""),
+               build_seconds=float(meta.get("build_seconds", 0.0)), cached=True)
+
+
+class _Builder:
+    """Runs the build commands of one env, logging each to ``build.log``."""
+
+    def __init__(self, path: Path, recipe: EnvRecipe, echo: Callable[[str], None]):
+        self.path = path
+        self.recipe = recipe
+        self.echo = echo
+        self.log = open(path / "build.log", "a", encoding="utf-8")
+
+    def environ(self) -> dict[str, str]:
+        venv = self.path / "venv"
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+        env.update(
+            VIRTUAL_ENV=str(venv),
+            PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+            PIP_DISABLE_PIP_VERSION_CHECK="1",
+            PIP_NO_INPUT="1",
+            PYTHONNOUSERSITE="1",
+            GIT_TERMINAL_PROMPT="0",
+        )
+        if self.recipe.constraints:
+            env["PIP_CONSTRAINT"] = str(self.path / "constraints.txt")
+        return env
+
+    def run(self, argv: list[str], cwd: Path, display: str | None = None) -> None:
+        display = display or " ".join(argv)
+        self.echo(f"  $ {display}")
+        self.log.write(f"\n$ {display}\n")
+        self.log.flush()
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(argv, cwd=cwd, env=self.environ(), stdout=self.log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, timeout=BUILD_COMMAND_TIMEOUT)
+            code = proc.returncode
+        except subprocess.TimeoutExpired:
+            code = -1
+        self.log.write(f"[exit {code} after {time.monotonic() - started:.1f}s]\n")
+        self.log.flush()
+        if code != 0:
+            raise _StepFailed(display, code)
+
+    def shell(self, command: str, cwd: Path) -> None:
+        self.run(["bash", "-c", command], cwd, display=command)
+
+    def close(self) -> None:
+        self.log.close()
+
+
+class _StepFailed(Exception):
+    def __init__(self, command: str, code: int):
+        super().__init__(command)
+        self.command = command
+        self.code = code
+
+
+def _needs_pip(recipe: EnvRecipe) -> bool:
+    commands = " ".join(recipe.install + recipe.pre_install)
+    return bool(recipe.requirements or recipe.packages or recipe.pip_packages or "pip" in commands)
+
+
+def build_env(
+    recipe: EnvRecipe,
+    repo: str,
+    source: Path,
+    env_commit: str,
+    *,
+    echo: Callable[[str], None] | None = None,
+    python: str | None = None,
+    label: str = "",
+) -> Env:
+    """The env for ``recipe`` (built now unless cached). ``source`` is a git repo holding ``env_commit``.
+
+    ``python`` overrides the interpreter search (``EXPAGENT_PYTHONS`` style list).
+    """
+    echo = echo or (lambda _msg: None)
+    python_exe, python_version = find_python(recipe.python, python)
+    key = env_key(recipe, repo, env_commit, python_exe, python_version)
+    slug = "-".join(part for part in (repo.replace("/", "__"), label, f"py{recipe.python}", key) if part)
+    path = envs_root() / slug
+    ready = _read_ready(path, recipe, key)
+    if ready is not None:
+        return ready
+    with _locked(envs_root() / f".{slug}.lock"):
+        ready = _read_ready(path, recipe, key)  # another process may have built it meanwhile
+        if ready is not None:
+            return ready
+        return _build(path, recipe, repo, source, env_commit, python_exe, python_version, key, echo)
+
+
+def _build(path, recipe, repo, source, env_commit, python_exe, python_version, key, echo) -> Env:
+    if path.exists():
+        shutil.rmtree(path)  # a partial build from an interrupted run
+    path.mkdir(parents=True)
+    started = time.monotonic()
+    echo(f"building environment for {repo} (Python {python_version}) in {path}")
+    builder = _Builder(path, recipe, echo)
+    try:
+        if recipe.constraints:
+            (path / "constraints.txt").write_text("\n".join(recipe.constraints) + "\n", encoding="utf-8")
+        if recipe.system_packages:
+            builder.log.write(f"note: recipe needs system packages (not installed): {' '.join(recipe.system_packages)}\n")
+        venv_args = [python_exe, "-m", "venv"]
+        if recipe.system_site_packages:
+            # pip, when needed, is reached through the host interpreter's site-packages
+            venv_args += ["--system-site-packages", "--without-pip"]
+        elif not _needs_pip(recipe):
+            venv_args.append("--without-pip")
+        builder.run([*venv_args, str(path / "venv")], path)
+        builder.run(["git", "clone", "--quiet", "--no-checkout", str(source), str(path / "src")], path)
+        builder.run(["git", "-C", str(path / "src"), "checkout", "--quiet", "--detach", env_commit], path)
+        pip = [str(path / "venv" / "bin" / "python"), "-m", "pip", "install"]
+        for name in recipe.requirements:
+            if (path / "src" / name).is_file():
+                builder.run([*pip, "-r", name], path / "src")
+                break
+        if recipe.packages:
+            builder.run([*pip, *recipe.packages], path / "src")
+        if recipe.pip_packages:
+            builder.run([*pip, *recipe.pip_packages], path / "src")
+        for command in [*recipe.pre_install, *recipe.install]:
+            builder.shell(command, path / "src")
+    except _StepFailed as failed:
+        builder.close()
+        kept = _keep_failed_log(path)
+        tail = _log_tail(kept)
+        shutil.rmtree(path, ignore_errors=True)
+        raise EnvBuildError(
+            f"environment build failed for {repo}: `{failed.command}` exited {failed.code}: {tail} (log: {kept})"
+        ) from None
+    except BaseException:
+        builder.close()
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    builder.close()
+    seconds = time.monotonic() - started
+    atomic_write_json(path / "env.json", {
+        "key": key,
+        "repo": repo,
+        "env_commit": env_commit,
+        "python": python_exe,
+        "python_version": python_version,
+        "recipe": recipe.to_dict(),
+        "build_seconds": round(seconds, 2),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    })
+    return Env(path=path, key=key, recipe=recipe, python_version=python_version, build_seconds=seconds, cached=False)
+
+
+def _keep_failed_log(path: Path) -> Path:
+    failed_dir = envs_root() / "failed"
+    failed_dir.mkdir(parents=True, exist_ok=True)
+    dest = failed_dir / f"{path.name}-{time.strftime('%Y%m%dT%H%M%S')}.log"
+    shutil.copyfile(path / "build.log", dest)
+    return dest
+
+
+def _log_tail(log: Path, lines: int = 3) -> str:
+    text = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    body = [line.strip() for line in text if line.strip() and not line.startswith(("[exit", "$ "))]
+    return " | ".join(body[-lines:])[-400:] or "no output"
+
+
+def ensure_env(task, *, repos_dir: str | Path | None = None, echo: Callable[[str], None] | None = None,
+               python: str | None = None) -> Env:
+    """The cached environment for ``task`` (its suite's recipe for its repo and version)."""
+    from expagent.tasks.repos import resolve_repo
+
+    recipe = task.suite.recipe(task.repo, task.version)
+    source = resolve_repo(task.suite, task.repo, repos_dir)
+    return build_env(recipe, task.repo, source, task.env_commit or task.base_commit, echo=echo, python=python,
+                     label=task.version)

@@ -1,0 +1,407 @@
+"""Task suites: SWE-bench-compatible task records plus a small manifest.
+
+A suite is either
+
+* a directory ``swe_tasks/<suite>/`` holding ``suite.toml`` (the manifest) and ``tasks.jsonl``, or
+* a plain SWE-bench JSONL file (e.g. SWE-bench Lite); its repositories come from GitHub URLs
+  (or ``--repos DIR``) and its environments from the SWE-bench per-version recipes.
+
+Task records are SWE-bench instances: ``instance_id, repo, base_commit, problem_statement,
+test_patch, FAIL_TO_PASS, PASS_TO_PASS, version, created_at`` (``patch``, the gold patch, is
+used only to validate the suite; ``environment_setup_commit`` is optional). ``FAIL_TO_PASS`` and
+``PASS_TO_PASS`` may be lists or JSON-encoded strings.
+
+The manifest (``suite.toml``)::
+
+    name = "demo"
+    description = "what these tasks have in common"
+    tasks = "tasks.jsonl"          # optional, the default
+    recipes = "swebench"           # optional: use SWE-bench's per-version recipes for known repos
+
+    [repos."owner/name"]           # one table per repository; exactly one source:
+    url = "https://host/owner/name.git"   # cloned once into the cache
+    # path = "repos/name"                 # a local clone (relative to the suite directory)
+    # pypi = "attrs==23.2.0"              # a git repo made from the PyPI sdist
+
+    [env]                          # defaults for every repository (see ``EnvRecipe``)
+    python = "3.11"
+    install = ["python -m pip install -e ."]
+    test_cmd = "python -m pytest -rA -p no:cacheprovider"
+    parser = "pytest"
+    timeout = 900
+
+    [repos."owner/name".env]       # per-repository overrides
+    [repos."owner/name".env.versions."1.2"]   # per-version overrides
+
+Later layers win: built-in defaults < ``[env]`` < SWE-bench recipe (+ carried overrides)
+< ``[repos.X.env]`` < ``[repos.X.env.versions."V"]``.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from expagent.errors import ExpagentError
+
+
+class SuiteError(ExpagentError):
+    """A suite that cannot be read or is malformed."""
+
+
+REQUIRED_FIELDS = ("instance_id", "repo", "base_commit", "problem_statement", "test_patch")
+
+
+@dataclass
+class EnvRecipe:
+    """How to build and use a Python environment for one (repository, version).
+
+    Build order (SWE-bench's): ``requirements`` (the first of these files that exists in the
+    environment checkout) and ``packages``, then ``pip_packages``, then ``pre_install`` and
+    ``install`` run as shell commands in the environment checkout with the venv activated.
+    ``constraints`` are pins applied to every pip call of the build (``PIP_CONSTRAINT``): this is
+    where pins that no longer resolve today are fixed. ``system_packages`` are OS packages the
+    recipe needs; the local backend does not install them (it records them in the build log).
+    """
+
+    python: str = "3.11"
+    requirements: list[str] = field(default_factory=list)
+    packages: list[str] = field(default_factory=list)
+    pip_packages: list[str] = field(default_factory=list)
+    pre_install: list[str] = field(default_factory=list)
+    install: list[str] = field(default_factory=lambda: ["python -m pip install -e ."])
+    constraints: list[str] = field(default_factory=list)
+    system_packages: list[str] = field(default_factory=list)
+    # give the venv the host interpreter's site-packages (used by tests and for offline suites)
+    system_site_packages: bool = False
+    # shell commands run in every fresh test checkout before the patches (e.g. SWE-bench's seds on tox.ini)
+    checkout_setup: list[str] = field(default_factory=list)
+    # how tests run: ``{tests}`` is replaced by the test files of the test patch (appended when absent)
+    test_cmd: str = "python -m pytest -rA -p no:cacheprovider"
+    parser: str = "pytest"
+    timeout: float = 900.0
+
+    #: fields that shape the environment itself (the cache key); the rest only affect test runs
+    BUILD_FIELDS = (
+        "python", "requirements", "packages", "pip_packages", "pre_install", "install",
+        "constraints", "system_site_packages",
+    )
+
+    def updated(self, values: dict[str, Any], origin: str) -> "EnvRecipe":
+        """A copy with ``values`` applied; ``extend_<field>`` appends to a list field."""
+        known = {f.name: f for f in fields(self)}
+        data = {name: getattr(self, name) for name in known}
+        for key, value in values.items():
+            if key == "versions":
+                continue
+            name = key[len("extend_"):] if key.startswith("extend_") else key
+            if name not in known:
+                raise SuiteError(f"{origin}: unknown env setting '{key}'")
+            if isinstance(data[name], list):
+                items = [value] if isinstance(value, str) else value
+                if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                    raise SuiteError(f"{origin}: env '{key}' must be a list of strings")
+                data[name] = [*data[name], *items] if key.startswith("extend_") else list(items)
+            elif name == "timeout":
+                data[name] = float(value)
+            elif name == "system_site_packages":
+                data[name] = bool(value)
+            else:
+                data[name] = str(value)
+        return EnvRecipe(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class RepoSource:
+    """Where a repository comes from: exactly one of ``url``, ``path``, ``pypi``."""
+
+    repo: str
+    url: str | None = None
+    path: Path | None = None
+    pypi: str | None = None
+    env: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Task:
+    instance_id: str
+    repo: str
+    base_commit: str
+    problem_statement: str
+    test_patch: str
+    fail_to_pass: list[str]
+    pass_to_pass: list[str]
+    version: str = ""
+    created_at: str = ""
+    patch: str | None = None  # the gold patch: only for validation, never shown to an agent
+    environment_setup_commit: str | None = None
+    hints_text: str = ""
+    #: the commit whose dependencies the shared (repo, version) environment is built from:
+    #: ``environment_setup_commit`` when the record has one, else the first task's base commit
+    env_commit: str = ""
+    suite: "Suite | None" = field(default=None, repr=False, compare=False)
+
+    @property
+    def test_files(self) -> list[str]:
+        from expagent.tasks.patches import test_directives
+
+        return test_directives(self.test_patch)
+
+    def to_record(self) -> dict[str, Any]:
+        """The SWE-bench record for this task (lists, not JSON strings)."""
+        record = {
+            "instance_id": self.instance_id,
+            "repo": self.repo,
+            "base_commit": self.base_commit,
+            "problem_statement": self.problem_statement,
+            "test_patch": self.test_patch,
+            "FAIL_TO_PASS": list(self.fail_to_pass),
+            "PASS_TO_PASS": list(self.pass_to_pass),
+            "version": self.version,
+            "created_at": self.created_at,
+            "hints_text": self.hints_text,
+        }
+        if self.patch is not None:
+            record["patch"] = self.patch
+        if self.environment_setup_commit:
+            record["environment_setup_commit"] = self.environment_setup_commit
+        return record
+
+
+@dataclass
+class Suite:
+    name: str
+    description: str
+    root: Path  # the suite directory (or the JSONL file's directory)
+    tasks: list[Task]
+    repos: dict[str, RepoSource]
+    env: dict[str, Any] = field(default_factory=dict)  # the manifest's [env] table
+    use_swebench_recipes: bool = True
+    manifest_path: Path | None = None
+
+    def task(self, instance_id: str) -> Task:
+        for task in self.tasks:
+            if task.instance_id == instance_id:
+                return task
+        known = ", ".join(t.instance_id for t in self.tasks[:5])
+        more = f", ... ({len(self.tasks)} in all)" if len(self.tasks) > 5 else ""
+        raise SuiteError(f"unknown instance {instance_id!r} in suite {self.name!r} (known: {known}{more})")
+
+    def source(self, repo: str) -> RepoSource:
+        if repo in self.repos:
+            return self.repos[repo]
+        # a plain SWE-bench file names GitHub repositories; a manifest must list its repositories
+        if self.manifest_path is None:
+            return RepoSource(repo=repo, url=f"https://github.com/{repo}.git")
+        raise SuiteError(f"repository {repo!r} is not listed in {self.manifest_path} (add a [repos.\"{repo}\"] table)")
+
+    def recipe(self, repo: str, version: str) -> EnvRecipe:
+        """The environment recipe for ``repo`` at ``version`` (see the module docstring for layering)."""
+        from expagent.tasks import swebench_specs
+
+        recipe = EnvRecipe()
+        origin = str(self.manifest_path or self.root)
+        recipe = recipe.updated(self.env, f"{origin} [env]")
+        if self.use_swebench_recipes:
+            spec = swebench_specs.recipe_values(repo, version)
+            if spec is not None:
+                recipe = recipe.updated(spec, f"SWE-bench recipe for {repo} {version}")
+        source_env = self.repos[repo].env if repo in self.repos else {}
+        recipe = recipe.updated(source_env, f"{origin} [repos.\"{repo}\".env]")
+        by_version = source_env.get("versions", {}) if isinstance(source_env, dict) else {}
+        if str(version) in by_version:
+            recipe = recipe.updated(by_version[str(version)], f"{origin} [repos.\"{repo}\".env.versions.\"{version}\"]")
+        return recipe
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# loading
+
+
+def _as_list(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise SuiteError(f"{where}: not a list nor a JSON-encoded list") from None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SuiteError(f"{where}: must be a list of test names")
+    return list(value)
+
+
+def task_from_record(record: dict[str, Any], where: str) -> Task:
+    """One SWE-bench record to a ``Task``; ``where`` names the record in error messages."""
+    if not isinstance(record, dict):
+        raise SuiteError(f"{where}: a task record must be a JSON object")
+    missing = [name for name in REQUIRED_FIELDS if not record.get(name)]
+    if missing:
+        raise SuiteError(f"{where}: missing field(s) {', '.join(missing)}")
+    if "FAIL_TO_PASS" not in record:
+        raise SuiteError(f"{where}: missing field FAIL_TO_PASS")
+    return Task(
+        instance_id=str(record["instance_id"]),
+        repo=str(record["repo"]),
+        base_commit=str(record["base_commit"]),
+        problem_statement=str(record["problem_statement"]),
+        test_patch=str(record["test_patch"]),
+        fail_to_pass=_as_list(record.get("FAIL_TO_PASS"), f"{where}: FAIL_TO_PASS"),
+        pass_to_pass=_as_list(record.get("PASS_TO_PASS"), f"{where}: PASS_TO_PASS"),
+        version=str(record.get("version") or ""),
+        created_at=str(record.get("created_at") or ""),
+        patch=record.get("patch") or None,
+        environment_setup_commit=record.get("environment_setup_commit") or None,
+        hints_text=str(record.get("hints_text") or ""),
+    )
+
+
+def read_tasks(path: Path) -> list[Task]:
+    """Read a JSONL file (or a JSON list) of SWE-bench records."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SuiteError(f"cannot read tasks file {path}: {exc.strerror}") from None
+    records: list[tuple[str, Any]] = []
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SuiteError(f"{path}: malformed JSON: {exc}") from None
+        records = [(f"{path} item {i + 1}", item) for i, item in enumerate(data)]
+    else:
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append((f"{path}:{lineno}", json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise SuiteError(f"{path}:{lineno}: malformed JSON: {exc.msg}") from None
+    tasks = [task_from_record(record, where) for where, record in records]
+    seen: set[str] = set()
+    for task in tasks:
+        if task.instance_id in seen:
+            raise SuiteError(f"{path}: duplicate instance_id {task.instance_id!r}")
+        seen.add(task.instance_id)
+    return tasks
+
+
+def _assign_env_commits(tasks: list[Task]) -> None:
+    first_base: dict[tuple[str, str], str] = {}
+    for task in tasks:
+        first_base.setdefault((task.repo, task.version), task.base_commit)
+    for task in tasks:
+        task.env_commit = task.environment_setup_commit or first_base[(task.repo, task.version)]
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SuiteError(f"cannot read suite manifest {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"malformed suite manifest {path}: {exc}") from None
+
+
+def _repo_sources(manifest: dict[str, Any], root: Path, path: Path) -> dict[str, RepoSource]:
+    sources = {}
+    repos = manifest.get("repos", {})
+    if not isinstance(repos, dict):
+        raise SuiteError(f"{path}: [repos] must be a table of \"owner/name\" tables")
+    for repo, table in repos.items():
+        if not isinstance(table, dict):
+            raise SuiteError(f"{path}: [repos.\"{repo}\"] must be a table")
+        given = [key for key in ("url", "path", "pypi") if table.get(key)]
+        if len(given) != 1:
+            raise SuiteError(f"{path}: [repos.\"{repo}\"] needs exactly one of url, path, pypi (got {given or 'none'})")
+        local = None
+        if table.get("path"):
+            local = Path(table["path"]).expanduser()
+            local = local if local.is_absolute() else (root / local)
+        env = table.get("env", {})
+        if not isinstance(env, dict):
+            raise SuiteError(f"{path}: [repos.\"{repo}\".env] must be a table")
+        sources[repo] = RepoSource(repo=repo, url=table.get("url"), path=local, pypi=table.get("pypi"), env=env)
+    return sources
+
+
+def find_suite_path(spec: str | Path) -> Path:
+    """A suite given as a path, or as a bare name found under ``./swe_tasks`` or the project's ``swe_tasks``."""
+    path = Path(spec).expanduser()
+    if path.exists():
+        return path
+    if "/" not in str(spec) and not str(spec).endswith((".jsonl", ".json", ".toml")):
+        for base in (Path.cwd() / "swe_tasks", Path(__file__).resolve().parents[2] / "swe_tasks"):
+            if (base / str(spec)).is_dir():
+                return base / str(spec)
+    raise SuiteError(f"no such suite: {spec} (give a suite directory, a suite.toml, or a SWE-bench JSONL file)")
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Load a suite directory, a ``suite.toml``, or a plain SWE-bench JSONL/JSON file."""
+    path = find_suite_path(path)
+    if path.is_dir():
+        manifest_path = path / "suite.toml"
+        if not manifest_path.is_file():
+            jsonl = path / "tasks.jsonl"
+            if jsonl.is_file():
+                return _plain_suite(jsonl, name=path.name)
+            raise SuiteError(f"{path} is not a suite directory (no suite.toml)")
+    elif path.suffix == ".toml":
+        manifest_path = path
+    else:
+        return _plain_suite(path, name=path.stem)
+    root = manifest_path.parent.resolve()
+    manifest = _read_manifest(manifest_path)
+    tasks_file = root / str(manifest.get("tasks", "tasks.jsonl"))
+    tasks = read_tasks(tasks_file)
+    env = manifest.get("env", {})
+    if not isinstance(env, dict):
+        raise SuiteError(f"{manifest_path}: [env] must be a table")
+    recipes = str(manifest.get("recipes", "")).lower()
+    if recipes not in ("", "swebench", "none"):
+        raise SuiteError(f"{manifest_path}: recipes must be \"swebench\" or \"none\" (got {recipes!r})")
+    suite = Suite(
+        name=str(manifest.get("name") or root.name),
+        description=str(manifest.get("description", "")),
+        root=root,
+        tasks=tasks,
+        repos=_repo_sources(manifest, root, manifest_path),
+        env=env,
+        use_swebench_recipes=recipes == "swebench",
+        manifest_path=manifest_path.resolve(),
+    )
+    EnvRecipe().updated(env, f"{manifest_path} [env]")  # fail early on a typo in [env]
+    for task in tasks:
+        suite.source(task.repo)
+    _finish(suite)
+    return suite
+
+
+def _plain_suite(path: Path, name: str) -> Suite:
+    suite = Suite(
+        name=name,
+        description=f"SWE-bench records from {path.name}",
+        root=path.parent.resolve(),
+        tasks=read_tasks(path),
+        repos={},
+        use_swebench_recipes=True,
+    )
+    _finish(suite)
+    return suite
+
+
+def _finish(suite: Suite) -> None:
+    _assign_env_commits(suite.tasks)
+    for task in suite.tasks:
+        task.suite = suite
