@@ -78,6 +78,26 @@ def docker_available(timeout: float = 2.0) -> bool:
         return False
 
 
+_KNOWN_REASONS = (
+    ("Connection refused", "connection refused"),
+    ("No such file or directory", "no socket there"),
+    ("FileNotFoundError", "no socket there"),
+    ("Permission denied", "permission denied; add yourself to the docker group"),
+    ("timed out", "timed out"),
+    ("Name or service not known", "unknown host"),
+)
+
+
+def short_reason(exc: BaseException) -> str:
+    """A few words on why the daemon did not answer (the SDK's messages are long nested reprs)."""
+    text = str(exc)
+    for needle, reason in _KNOWN_REASONS:
+        if needle in text:
+            return reason
+    first = text.splitlines()[0] if text else exc.__class__.__name__
+    return first[:100]
+
+
 def connect(timeout: float = 60.0) -> Any:
     """A client whose daemon answered, or ``SandboxUnavailable`` naming the doctor command."""
     try:
@@ -87,9 +107,8 @@ def connect(timeout: float = 60.0) -> Any:
     except ImportError:
         raise SandboxUnavailable("the 'docker' Python package is missing (pip install docker)") from None
     except Exception as exc:
-        reason = str(exc).splitlines()[0][:160] if str(exc) else exc.__class__.__name__
         raise SandboxUnavailable(
-            f"Docker daemon not reachable at {endpoint()} ({reason}); run 'expagent sandbox doctor'"
+            f"Docker daemon not reachable at {endpoint()} ({short_reason(exc)}); run 'expagent sandbox doctor'"
         ) from None
 
 
