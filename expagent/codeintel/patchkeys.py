@@ -58,7 +58,8 @@ def match_definition(line: str) -> tuple[int, str, bool] | None:
 
 
 def _indent_of(line: str) -> int:
-    return len(line) - len(line.lstrip(" \t").expandtabs(4)) if line.strip() else -1
+    expanded = line.expandtabs(4)
+    return len(expanded) - len(expanded.lstrip()) if line.strip() else -1
 
 
 def _qualify(stack: list[_Scope], name: str | None = None) -> str | None:
@@ -228,11 +229,47 @@ def _parse_leniently(patch_text: str) -> list[_FilePatch]:
     return [f for f in files if f.path]
 
 
-def _changed_old_lines(lines: list[tuple[str, str, int | None, int | None]]) -> list[int]:
+def _added_definition_lines(lines) -> set[int]:
+    """Positions of ``+`` lines that belong to a definition the patch adds (its def line and its body).
+
+    Those lines are keyed by the new definition's own name, not by whatever encloses the insertion point.
+    """
+    out: set[int] = set()
+    block_indent: int | None = None
+    for i, (kind, text, _o, _n) in enumerate(lines):
+        text = text.rstrip("\n")
+        if kind != "+":
+            if text.strip():
+                block_indent = None
+            continue
+        if not text.strip():
+            if block_indent is not None:
+                out.add(i)
+            continue
+        indent = _indent_of(text)
+        if block_indent is not None and indent > block_indent:
+            out.add(i)
+            continue
+        found = match_definition(text)
+        stripped = text.strip()
+        if found or stripped.startswith("@"):
+            block_indent = found[0] if found else indent
+            out.add(i)
+        else:
+            block_indent = None
+    return out
+
+
+def _changed_old_lines(lines: list[tuple[str, str, int | None, int | None]], skip: set[int] = frozenset()
+                       ) -> list[int]:
     """Line numbers in the old file that a hunk changes; an insertion counts as the line it follows."""
     out: list[int] = []
     last_old = None
-    for kind, text, old_no, _new_no in lines:
+    for i, (kind, text, old_no, _new_no) in enumerate(lines):
+        if i in skip:
+            if old_no:
+                last_old = old_no
+            continue
         if kind == " ":
             last_old = old_no
         elif kind == "-":
@@ -326,11 +363,11 @@ def _merge_unqualified(names: list[str]) -> list[str]:
 
 
 def _symbols_from_index(definitions: list[Any], lines, symbols: list[str], seen: set[str]) -> None:
-    for line_no in _changed_old_lines(lines):
+    for line_no in _changed_old_lines(lines, skip=_added_definition_lines(lines)):
         _add(symbols, seen, _innermost(definitions, line_no))
-    # definitions the patch adds do not exist at the base commit: take their names from the diff,
-    # qualified by the class that encloses the insertion point
-    classes = [d for d in definitions if getattr(d, "kind", "") == "class"]
+    # definitions the patch adds do not exist at the base commit: take their names from the diff and place
+    # them by indentation among the definitions that enclose the insertion point
+    unit = _indent_unit(lines)
     last_old = None
     for kind, text, old_no, _new_no in lines:
         if old_no:
@@ -341,5 +378,26 @@ def _symbols_from_index(definitions: list[Any], lines, symbols: list[str], seen:
         if not found:
             continue
         indent, name, _is_class = found
-        owner = _innermost(classes, last_old) if (indent > 0 and last_old) else None
-        _add(symbols, seen, f"{owner}.{name}" if owner else name)
+        depth = indent // unit
+        chain = _enclosing_chain(definitions, last_old) if last_old else []
+        if depth == 0 or not chain:
+            _add(symbols, seen, name)
+            continue
+        owners = chain[:depth]
+        if len(owners) < depth or any(getattr(d, "kind", "class") != "class" for d in owners):
+            continue  # a helper nested in a function: the function is already keyed by its changed lines
+        _add(symbols, seen, f"{owners[-1].qualname}.{name}")
+
+
+def _enclosing_chain(definitions: list[Any], line: int) -> list[Any]:
+    """Non-local definitions containing ``line``, outermost first."""
+    around = [d for d in definitions if not getattr(d, "local", False) and d.start_line <= line <= d.end_line]
+    return sorted(around, key=lambda d: (d.start_line, -d.end_line))
+
+
+def _indent_unit(lines) -> int:
+    """The indentation step of the file, guessed from the hunk (4 when nothing is indented)."""
+    indents = {_indent_of(text.rstrip("\n")) for _k, text, _o, _n in lines}
+    positive = [i for i in indents if i > 0]
+    # continuation lines are aligned arbitrarily, so only a step below 4 (2-space code) is believed
+    return min(positive) if positive and min(positive) < 4 else 4
