@@ -103,6 +103,7 @@ class SymbolIndex:
         self.files = files
         self.stats = stats
         self._by_name: dict[str, list[tuple[str, Definition]]] | None = None
+        self.fingerprint = ""
 
     # -- building --------------------------------------------------------------------------------------
 
@@ -156,7 +157,12 @@ class SymbolIndex:
             except OSError:
                 pass  # a read-only cache only costs speed next time
         stats.seconds = time.perf_counter() - started
-        return cls(root, entries, stats)
+        index = cls(root, entries, stats)
+        # identifies this exact content (paths, sizes, mtimes, hashes): derived data may be cached against it
+        index.fingerprint = hashlib.sha1(
+            json.dumps([[rel, r["m"], r["s"], r.get("h")] for rel, r in sorted(new_cache.items())]).encode()
+        ).hexdigest()
+        return index
 
     # -- queries ---------------------------------------------------------------------------------------
 

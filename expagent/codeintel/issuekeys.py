@@ -22,6 +22,7 @@ _TRACEBACK = re.compile(r'File "([^"]+)", line (\d+)(?:, in ([A-Za-z_<][\w<>.]*)
 _PATH = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.(?:py|pyi|js|jsx|mjs|ts|tsx|go|rs|java|c|h|cc|cpp|rb))\b")
 _CODE_SPAN = re.compile(r"`{1,3}([^`\n]{1,200})`{1,3}")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_TRACEBACK_HEADER = re.compile(r"Traceback \(most recent call last\):?")
 _ERROR_TYPE = re.compile(r"\b([A-Z]\w*(?:Error|Exception|Warning))\b")
 
 # Words that are identifiers in some repository but in prose are just English.
@@ -70,6 +71,7 @@ def extract_mentions(text: str) -> Mentions:
     m = Mentions()
     if not text:
         return m
+    text = _TRACEBACK_HEADER.sub(" ", text)  # "Traceback (most recent call last):" names no code
     for frame in _TRACEBACK.finditer(text):
         m.add_path(frame.group(1), STRONG)
         if frame.group(3) and not frame.group(3).startswith("<"):

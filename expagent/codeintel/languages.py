@@ -176,14 +176,19 @@ def load(name: str) -> LoadedLanguage | None:
     return LoadedLanguage(spec, ts.Parser(language), definition_query, reference_query)
 
 
-def grammar_versions() -> dict[str, str]:
-    """Installed grammar versions; part of the cache key, so upgrading a grammar re-indexes."""
+@lru_cache(maxsize=1)
+def _grammar_versions() -> tuple[tuple[str, str], ...]:
     from importlib import metadata
 
-    out = {}
-    for dist in {"tree-sitter"} | {s.module.replace("_", "-") for s in LANGUAGES}:
+    out = []
+    for dist in sorted({"tree-sitter"} | {s.module.replace("_", "-") for s in LANGUAGES}):
         try:
-            out[dist] = metadata.version(dist)
+            out.append((dist, metadata.version(dist)))
         except metadata.PackageNotFoundError:
-            out[dist] = "missing"
-    return out
+            out.append((dist, "missing"))
+    return tuple(out)
+
+
+def grammar_versions() -> dict[str, str]:
+    """Installed grammar versions; part of the cache key, so upgrading a grammar re-indexes."""
+    return dict(_grammar_versions())

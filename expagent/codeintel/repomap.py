@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 CHARS_PER_TOKEN = 4
@@ -74,6 +76,7 @@ def _is_peripheral(path: str) -> bool:
     return bool(_PERIPHERAL_DIRS.intersection(parts[:-1])) or name.startswith("test_") or name.endswith("_test.py")
 
 
+@lru_cache(maxsize=1)
 def _generic_names() -> frozenset[str]:
     """Names whose references say nothing about which file is meant: builtins and methods of builtin types.
 
@@ -88,74 +91,166 @@ def _generic_names() -> frozenset[str]:
     return frozenset(names)
 
 
-def rank_definitions(index: Any, focus_text: str = "") -> tuple[list[tuple[float, str, Any]], dict[str, float]]:
-    """``(score, path, definition)`` best first, and the file ranks; the heart of the map."""
-    from expagent.codeintel.issuekeys import extract_mentions, resolve_paths
+@dataclass
+class _Graph:
+    """The focus-independent part of the ranking: one row per (referencing file, defining file, name)."""
 
-    mentions = extract_mentions(focus_text)
-    mentioned_names: dict[str, float] = {}
-    for ident, weight in mentions.identifiers.items():
-        mentioned_names[ident] = max(mentioned_names.get(ident, 0.0), weight)
+    files: list[str]
+    src: Any  # numpy int arrays / float arrays, one entry per edge
+    dst: Any
+    key: Any  # index into ``keys``: the (defining file id, name) pair the edge points at
+    name: Any  # index into ``names``
+    weight: Any  # base weight: sqrt(occurrences) / number of definers, damped for private and generic names
+    keys: dict[tuple[int, str], int]
+    names: dict[str, int]
 
-    defines: dict[str, set[str]] = defaultdict(set)
+
+_GRAPH_CACHE: dict[tuple[str, str], _Graph] = {}
+
+
+def _graph(index: Any) -> _Graph:
+    """Build (or reuse, for an unchanged index) the reference graph as flat numpy arrays."""
+    import numpy as np
+
+    cache_key = (str(index.root), getattr(index, "fingerprint", "") or str(id(index)))
+    cached = _GRAPH_CACHE.get(cache_key)
+    if cached is not None:
+        return cached
+
+    files = list(index.files)
+    file_id = {f: i for i, f in enumerate(files)}
+    defines: dict[str, list[int]] = defaultdict(list)
     for path, entry in index.files.items():
+        seen: set[str] = set()
         for d in entry.symbols.definitions:
-            if not d.local:
-                defines[d.name].add(path)
+            if not d.local and d.name not in seen:
+                seen.add(d.name)
+                defines[d.name].append(file_id[path])
 
     generic = _generic_names()
-    edges: dict[str, dict[str, float]] = {}
-    # (defining file, name) -> weighted references from other files, to rank definitions inside a file
-    incoming: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)
-    for src, entry in index.files.items():
-        targets: dict[str, float] = {}
+    keys: dict[tuple[int, str], int] = {}
+    names: dict[str, int] = {}
+    src_l: list[int] = []
+    dst_l: list[int] = []
+    key_l: list[int] = []
+    name_l: list[int] = []
+    w_l: list[float] = []
+    for path, entry in index.files.items():
+        src = file_id[path]
         for name, count in entry.symbols.references.items():
             definers = defines.get(name)
             if not definers:
                 continue
-            mul = 10.0 if name in mentioned_names else 1.0
-            if name.startswith("_"):
-                mul *= 0.1
+            mul = 0.1 if name.startswith("_") else 1.0
             if name in generic:
                 mul *= 0.05
             weight = mul * math.sqrt(count) / len(definers)
+            nid = names.setdefault(name, len(names))
             for dst in definers:
                 if dst == src:
                     continue
-                targets[dst] = targets.get(dst, 0.0) + weight
-                incoming[(dst, name)].append((src, weight))
-        if targets:
-            edges[src] = targets
+                src_l.append(src)
+                dst_l.append(dst)
+                key_l.append(keys.setdefault((dst, name), len(keys)))
+                name_l.append(nid)
+                w_l.append(weight)
+    graph = _Graph(files, np.asarray(src_l, dtype=np.int64), np.asarray(dst_l, dtype=np.int64),
+                   np.asarray(key_l, dtype=np.int64), np.asarray(name_l, dtype=np.int64),
+                   np.asarray(w_l, dtype=np.float64), keys, names)
+    if len(_GRAPH_CACHE) > 8:
+        _GRAPH_CACHE.clear()
+    _GRAPH_CACHE[cache_key] = graph
+    return graph
 
-    personalization: dict[str, float] = dict(resolve_paths(mentions.paths, index.files))
-    for name, weight in mentioned_names.items():
-        for path, _d in index.lookup(name):
-            personalization[path] = personalization.get(path, 0.0) + weight
-    nodes = list(index.files)
-    file_rank = pagerank(nodes, edges, personalization or None)
 
-    out_total = {src: sum(targets.values()) for src, targets in edges.items()}
+def _pagerank_arrays(n: int, src: Any, dst: Any, weight: Any, restart: Any, damping: float = _DAMPING,
+                     iterations: int = 100, tolerance: float = 1e-9) -> Any:
+    """Personalised PageRank over edge arrays (same maths as :func:`pagerank`, vectorised)."""
+    import numpy as np
+
+    out_weight = np.bincount(src, weights=weight, minlength=n)
+    dangling = out_weight <= 0
+    norm = np.where(dangling, 1.0, out_weight)
+    edge_share = weight / norm[src]
+    rank = restart.copy()
+    for _ in range(iterations):
+        nxt = damping * np.bincount(dst, weights=rank[src] * edge_share, minlength=n)
+        nxt += ((1 - damping) + damping * rank[dangling].sum()) * restart
+        if np.abs(nxt - rank).sum() < tolerance:
+            rank = nxt
+            break
+        rank = nxt
+    return rank
+
+
+def rank_definitions(index: Any, focus_text: str = "") -> tuple[list[tuple[float, str, Any]], dict[str, float]]:
+    """``(score, path, definition)`` best first, and the file ranks; the heart of the map."""
+    import numpy as np
+
+    from expagent.codeintel.issuekeys import extract_mentions, resolve_paths
+
+    mentions = extract_mentions(focus_text)
+    mentioned_names: dict[str, float] = dict(mentions.identifiers)
+    graph = _graph(index)
+    n = len(graph.files)
+    if n == 0:
+        return [], {}
+    file_id = {f: i for i, f in enumerate(graph.files)}
+
+    weight = graph.weight
+    mentioned_ids = [graph.names[name] for name in mentioned_names if name in graph.names]
+    if mentioned_ids:
+        weight = weight * np.where(np.isin(graph.name, mentioned_ids), 10.0, 1.0)
+
+    mentioned_files = resolve_paths(mentions.paths, graph.files)
+    personalization: dict[str, float] = dict(mentioned_files)
+    for name, w in mentioned_names.items():
+        hits = index.lookup(name)
+        for path, _d in hits:
+            # a name defined in many places points at each of them weakly
+            personalization[path] = personalization.get(path, 0.0) + w / math.sqrt(len(hits))
+    restart = np.full(n, 1.0 / n)
+    if personalization:
+        restart = np.zeros(n)
+        for path, w in personalization.items():
+            restart[file_id[path]] += w
+        restart /= restart.sum()
+    rank = _pagerank_arrays(n, graph.src, graph.dst, weight, restart)
+    file_rank = {f: float(rank[i]) for i, f in enumerate(graph.files)}
+
+    # the rank each referencing file passes along each (defining file, name), as in the PageRank step
+    out_weight = np.bincount(graph.src, weights=weight, minlength=n)
+    flow = rank[graph.src] * weight / np.where(out_weight > 0, out_weight, 1.0)[graph.src]
+    from_refs_by_key = np.bincount(graph.key, weights=flow, minlength=len(graph.keys))
+
     focused = set(personalization)
     scored: list[tuple[float, str, Any]] = []
     for path, entry in index.files.items():
-        base = file_rank.get(path, 0.0)
+        fid = file_id[path]
+        base = file_rank[path]
+        peripheral = path not in focused and _is_peripheral(path)
         if path in focused:
             base *= 5  # the focus points here: show more of this file than its link structure alone would
-        elif _is_peripheral(path):
+        elif peripheral:
             base *= 0.3
+        n_defs = math.sqrt(len(entry.symbols.definitions) or 1)
+        path_boost = mentioned_files.get(path, 0.0)
         for d in entry.symbols.definitions:
             if d.local:
                 continue
-            # the rank each referencing file passes along this name, as in the PageRank step itself
-            from_refs = sum(file_rank.get(src, 0.0) * w / out_total[src] for src, w in incoming.get((path, d.name), ()))
+            k = graph.keys.get((fid, d.name))
+            from_refs = float(from_refs_by_key[k]) if k is not None else 0.0
             # a file's own rank also lifts its definitions a little, classes and functions more than methods
-            own = base * (0.3 if d.kind != "method" else 0.1) / math.sqrt(len(entry.symbols.definitions))
+            own = base * (0.3 if d.kind != "method" else 0.1) / n_defs
             if d.name.startswith("_") and not d.name.endswith("__"):
                 own *= 0.3  # private helpers after the public API
-            score = own + from_refs * (0.3 if path not in focused and _is_peripheral(path) else 1.0)
+            score = own + from_refs * (0.3 if peripheral else 1.0)
             boost = max(mentioned_names.get(d.name, 0.0), mentioned_names.get(d.qualname, 0.0) * 1.5)
             if boost:
-                score = (score + base + 1e-6) * (1 + 100 * boost)
+                # the named definition in the named file (a traceback frame) above the same name elsewhere
+                boost += path_boost
+                definers = len(index.lookup(d.name)) or 1
+                score = (score + base + 1e-6) * (1 + 100 * boost / math.sqrt(definers))
             scored.append((score, path, d))
     scored.sort(key=lambda t: (-t[0], t[1], t[2].start_line))
     return scored, file_rank
