@@ -124,7 +124,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"malformed config file {path}: {exc}") from None
+        message = str(exc)
+        if "(at end of document)" in message:  # tomllib names no line then: it is the last one
+            message = message.replace("(at end of document)", f"(at line {max(len(text.splitlines()), 1)}, end)")
+        raise ConfigError(f"malformed config file {path}: {message}") from None
     # allow an optional [expagent] table, so the file can be shared with other tools
     if isinstance(data.get("expagent"), dict):
         data = data["expagent"]

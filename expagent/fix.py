@@ -46,10 +46,11 @@ def patch_files(patch: str) -> list[str]:
 def apply_patch(repo: Path, patch: str) -> None:
     """Apply ``patch`` to the user's working tree, refusing to touch files with uncommitted changes."""
     files = patch_files(patch)
-    dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", *files],
-                           capture_output=True, text=True).stdout.strip()
+    status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", *files],
+                            capture_output=True, text=True).stdout
+    dirty = [line[3:] for line in status.splitlines() if line.strip()]  # "XY name": the status columns come first
     if dirty:
-        names = ", ".join(line[3:] for line in dirty.splitlines())
+        names = ", ".join(dirty)
         raise ExpagentError(f"not applying: these files have uncommitted changes: {names} (commit or stash them first)")
     check = subprocess.run(["git", "-C", str(repo), "apply", "--check", "-"], input=patch, capture_output=True, text=True)
     if check.returncode != 0:

@@ -88,7 +88,7 @@ class LitellmModel(Model):
         return float(cost) if cost is not None else None
 
     def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> ModelReply:
-        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
         kwargs: dict[str, Any] = {
             "model": self.route,
@@ -104,7 +104,7 @@ class LitellmModel(Model):
         retrying = Retrying(
             retry=retry_if_exception_type(_transient_errors(self._litellm)),
             stop=stop_after_attempt(self.retries + 1),
-            wait=wait_exponential_jitter(initial=self.retry_wait, max=60),
+            wait=wait_exponential(multiplier=self.retry_wait, max=60) + wait_random(0, self.retry_wait),
             reraise=True,
         )
         try:

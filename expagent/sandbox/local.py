@@ -178,9 +178,11 @@ class LocalSandbox(Sandbox):
             raise SandboxError("sandbox is not started")
         full = Path(path) if os.path.isabs(path) else Path(self.workdir) / path
         full = Path(os.path.normpath(full))
-        # the host file system is outside the sandbox: refuse to read or write it through the sandbox
-        if full != self.root and self.root not in full.parents:
-            raise SandboxError(f"path {path!r} is outside the sandbox")
+        # the host file system is outside the sandbox: refuse to read or write it through the sandbox,
+        # also by way of a symbolic link (a tool reports this to the model as an error message)
+        root = self.root.resolve()
+        if not (full.resolve() == root or root in full.resolve().parents):
+            raise PermissionError(f"path {path!r} is outside the sandbox")
         return full
 
     def read_file(self, path: str) -> str:
