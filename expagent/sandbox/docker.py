@@ -36,6 +36,8 @@ WORK_ROOT = "/work"
 WORKDIR = f"{WORK_ROOT}/repo"
 #: where the command wrappers keep pid files inside the container
 STATE_DIR = "/tmp/.expagent"
+#: environment variable marking every process of one command (for killing it from outside)
+TOKEN_VAR = "EXPAGENT_COMMAND_ID"
 #: grace given to ``timeout`` inside the container before this side kills the process group
 KILL_GRACE = 2.0
 #: and before the container is restarted because something still holds the output open
@@ -321,10 +323,12 @@ class DockerSandbox(Sandbox):
         api = self._client.api
         started = time.monotonic()
         try:
-            exec_id = api.exec_create(self.container.id, ["bash", "-c", script], workdir=workdir, stdin=False)["Id"]
+            exec_id = api.exec_create(
+                self.container.id, ["bash", "-c", script], workdir=workdir, stdin=False, environment={TOKEN_VAR: token}
+            )["Id"]
         except Exception as exc:
             return self._dead_container_result(exc, started)
-        watchdog = _Watchdog(self, pidfile, seconds)
+        watchdog = _Watchdog(self, pidfile, token, seconds)
         output = _OutputBuffer()
         watchdog.arm()
         try:
@@ -338,8 +342,10 @@ class DockerSandbox(Sandbox):
         duration = time.monotonic() - started
         code = api.exec_inspect(exec_id).get("ExitCode")
         code = -1 if code is None else int(code)
-        self._forget_pidfile(pidfile)
         timed_out = watchdog.fired or (code in (124, 137) and duration >= seconds - 0.05)
+        if timed_out:
+            # whatever of the command outlived `timeout` (a setsid'ed child, say) dies now
+            self.kill_command(pidfile, token)
         oom = False
         if code in (137, -1) and not timed_out:
             oom = self._oom_happened()
@@ -390,19 +396,28 @@ class DockerSandbox(Sandbox):
         self._oom_kills_seen = kills
         return happened
 
-    def _forget_pidfile(self, pidfile: str) -> None:
-        # one tiny file per command; removed by the next command's exec would cost a round trip,
-        # so they are left in /tmp of the disposable container
-        pass
+    def kill_command(self, pidfile: str, token: str) -> None:
+        """Kill a command from outside: its process group, then every process carrying its token.
 
-    def kill_group(self, pidfile: str) -> None:
-        """Kill the process group whose leader's pid is in ``pidfile`` (watchdog, from outside)."""
-        script = f"p=$(cat {pidfile} 2>/dev/null) && [ -n \"$p\" ] && kill -KILL -- -$p $p 2>/dev/null; true"
+        The token is an environment variable every process of the command inherits, so this
+        also finds processes that left the group (``setsid``) or were orphaned. Repeated a few
+        times because a fork bomb keeps making new ones until the pids limit stops it.
+        """
+        # bash builtins only (read, kill, test): under a fork bomb there is no pid to spare for grep
+        script = (
+            f"read -r p < {pidfile} 2>/dev/null && kill -KILL -- -$p $p 2>/dev/null; "
+            "for round in 1 2 3 4 5 6 7 8; do found=; "
+            "for d in /proc/[0-9]*; do "
+            f"while IFS= read -r -d '' e; do if [ \"$e\" = '{TOKEN_VAR}={token}' ]; then "
+            "kill -KILL ${d#/proc/} 2>/dev/null && found=1; break; fi; done < $d/environ 2>/dev/null; "
+            "done; [ -z \"$found\" ] && break; done; true"
+        )
         try:
-            exec_id = self._client.api.exec_create(self.container.id, ["sh", "-c", script])["Id"]
+            exec_id = self._client.api.exec_create(self.container.id, ["bash", "-c", script])["Id"]
             self._client.api.exec_start(exec_id)
         except Exception:
-            pass
+            # no process could even be started (pids limit reached): kill everything instead
+            self.restart_container()
 
     def restart_container(self) -> None:
         """Last resort for a command that escaped its group: kill every process (files stay)."""
@@ -463,8 +478,8 @@ class DockerSandbox(Sandbox):
 class _Watchdog:
     """Kills a command from outside when ``timeout`` inside the container did not."""
 
-    def __init__(self, sandbox: DockerSandbox, pidfile: str, seconds: int):
-        self.sandbox, self.pidfile, self.seconds = sandbox, pidfile, seconds
+    def __init__(self, sandbox: DockerSandbox, pidfile: str, token: str, seconds: int):
+        self.sandbox, self.pidfile, self.token, self.seconds = sandbox, pidfile, token, seconds
         self.fired = False
         self._timers: list[threading.Timer] = []
 
@@ -477,7 +492,7 @@ class _Watchdog:
 
     def _kill(self) -> None:
         self.fired = True
-        self.sandbox.kill_group(self.pidfile)
+        self.sandbox.kill_command(self.pidfile, self.token)
 
     def _restart(self) -> None:
         self.fired = True
