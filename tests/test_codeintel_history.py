@@ -153,3 +153,27 @@ def test_shallow_clone_is_reported(history_repo, tmp_path: Path):
 def test_not_a_repository(tmp_path: Path):
     with pytest.raises(ExpagentError, match="not inside a git repository"):
         find_fix_commits(tmp_path)
+
+
+def test_learn_git_stores_reference_fix_episodes(history_repo, tmp_path: Path):
+    pytest.importorskip("expagent.memory.swebench")
+    from expagent.codeintel.learn import learn_git
+    from expagent.memory.store import MemoryStore
+
+    repo, shas = history_repo["repo"], history_repo["shas"]
+    dry = learn_git(repo, dry_run=True)
+    assert dry["found"] == 2 and dry["added"] == 0
+
+    store = MemoryStore.open(home=tmp_path / "home")
+    try:
+        first = learn_git(repo, store=store)
+        again = learn_git(repo, store=store)
+        episodes = {e.instance_id: e for e in store.list(kind="episode")}
+    finally:
+        store.close()
+    assert (first["added"], again["added"], again["already_present"]) == (2, 0, 2)
+    fix = episodes[f"git:{shas['fix'][:10]}"]
+    assert fix.outcome_source == "reference_fix"
+    assert fix.base_commit == shas["feature"]
+    assert fix.files == ["calc/core.py"] and fix.symbols == ["Calculator.divide"]
+    assert fix.issue.startswith("Fix crash in Calculator.divide")

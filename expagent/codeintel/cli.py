@@ -50,25 +50,23 @@ def learn_git_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be stored, store nothing."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Mine the repository's history for likely fix commits and store them as "reference fix" episodes."""
+    """Mine the repository's history for likely fix commits and store them as reference-fix episodes."""
     import json
 
-    from expagent.codeintel.history import find_fix_commits, open_repo, shallow_note
+    from expagent.codeintel.learn import learn_git
     from expagent.errors import ExpagentError
 
     if max_count is not None and max_count < 1:
         raise ExpagentError("--max must be at least 1")
-    repo = open_repo(path)
-    note = shallow_note(repo)
-    records = find_fix_commits(path, since=since, max_count=max_count)
-    stored: object = None
-    if not dry_run and records:
-        stored = _store_reference_fixes(records)
+    result = learn_git(path, since=since, max_count=max_count, dry_run=dry_run)
+    records = result.pop("records")
+    note = result.pop("shallow_note")
     if json_out:
-        typer.echo(json.dumps({"found": len(records), "stored": stored, "dry_run": dry_run, "shallow": bool(note),
-                               "commits": [{k: r[k] for k in ("instance_id", "created_at", "fix_score")}
-                                           | {"subject": r["problem_statement"].splitlines()[0]} for r in records]},
-                              indent=2, default=str))
+        result["shallow"] = bool(note)
+        result["commits"] = [{"instance_id": r["instance_id"], "created_at": r["created_at"],
+                              "fix_score": r["fix_score"], "subject": r["problem_statement"].splitlines()[0]}
+                             for r in records]
+        typer.echo(json.dumps(result, indent=2))
     else:
         from rich.console import Console
         from rich.table import Table
@@ -79,26 +77,26 @@ def learn_git_command(
                           r["problem_statement"].splitlines()[0][:70])
         console = Console()
         console.print(table)
-        verb = "would store" if dry_run else "stored"
-        console.print(f"{len(records)} likely fix commit(s) found; {verb} as reference fixes"
-                      + ("" if dry_run or stored is None else f": {stored}"))
+        if dry_run:
+            console.print(f"{result['found']} likely fix commit(s) found; nothing stored (--dry-run)")
+        else:
+            console.print(f"{result['found']} likely fix commit(s) found; {result['added']} stored as reference "
+                          f"fixes, {result['already_present']} already in memory")
     if note:
         typer.echo(note, err=True)
 
 
-def _store_reference_fixes(records: list) -> object:
-    """Hand the SWE-bench-shaped records to the memory package's importer (outcome "reference fix")."""
-    from expagent.errors import ExpagentError
-
-    try:
-        from expagent.memory import importer  # type: ignore[attr-defined]
-    except ImportError:
-        importer = None
-    fn = getattr(importer, "import_swebench_records", None) if importer is not None else None
-    if fn is None:
-        raise ExpagentError("this build's memory store has no importer for reference fixes; use --dry-run")
-    return fn(records)
+def _memory_group(app: typer.Typer):
+    """The ``memory`` sub-app the memory package registered on the root app, if it did."""
+    for group in getattr(app, "registered_groups", []):
+        if group.name == "memory" and group.typer_instance is not None:
+            return group.typer_instance
+    return None
 
 
 def register(app: typer.Typer) -> None:
     app.command("map")(map_command)
+    # ``learn-git`` belongs under ``expagent memory``; the memory package registers that group first
+    memory = _memory_group(app)
+    if memory is not None:
+        memory.command("learn-git")(learn_git_command)
