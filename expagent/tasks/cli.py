@@ -1,7 +1,211 @@
-"""CLI commands for tasks (placeholder until the feature lands)."""
+"""CLI for task suites: ``expagent eval`` (grade a patch, validate a suite) and ``expagent report``.
+
+``replay`` is added to the root app by the lead, and ``expagent tasks ...`` (suite synthesis) by
+its own module; this module only registers ``eval`` and ``report``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
 
+def _load_patch(task, spec: str) -> str:
+    from expagent.errors import ExpagentError
+
+    if spec == "gold":
+        if not task.patch:
+            raise ExpagentError(f"task {task.instance_id} has no gold patch")
+        return task.patch
+    if spec == "empty":
+        return ""
+    if spec == "-":
+        import sys
+
+        return sys.stdin.read()
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise ExpagentError(f"--patch must be gold, empty, - or a patch file (no such file: {spec})")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix == ".json":
+        # SWE-bench predictions: {"<id>": {"model_patch": ...}} or [{"instance_id": ..., "model_patch": ...}]
+        import json
+
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ExpagentError(f"{path}: malformed JSON ({exc.msg})") from None
+        items = data.values() if isinstance(data, dict) else data
+        for item in items:
+            if isinstance(item, dict) and item.get("instance_id") == task.instance_id:
+                return item.get("model_patch") or ""
+        raise ExpagentError(f"{path} has no prediction for {task.instance_id}")
+    return text
+
+
+def _status_style(status: str) -> str:
+    return {"PASSED": "green", "XFAIL": "green", "XPASS": "green", "SKIPPED": "yellow"}.get(status, "red")
+
+
+def _print_grade(console, result) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result.instance_id}", show_lines=False)
+    table.add_column("set")
+    table.add_column("test", overflow="fold")
+    table.add_column("status")
+    for label, tests in (("FAIL_TO_PASS", result.fail_to_pass), ("PASS_TO_PASS", result.pass_to_pass)):
+        for name, status in tests.items():
+            table.add_row(label, name, f"[{_status_style(status)}]{status}[/]")
+    if table.row_count:
+        console.print(table)
+    verdict = "[green]resolved[/]" if result.resolved else "[red]not resolved[/]"
+    d = result.durations
+    console.print(f"{verdict}{': ' + result.reason if result.reason else ''}")
+    console.print(f"tests {d.get('tests', 0):.1f}s, harness {result.harness_seconds:.1f}s; log: {result.log_path}")
+
+
+def _validate(suite, ids, sandbox, repos, timeout, as_json, console) -> int:
+    import json
+
+    from rich.table import Table
+
+    from expagent.errors import ExpagentError
+    from expagent.tasks.grader import grade
+
+    tasks = [suite.task(i) for i in ids] if ids else suite.tasks
+    rows = []
+    for task in tasks:
+        row = {"instance_id": task.instance_id, "gold": None, "empty": None, "ok": False, "why": ""}
+        try:
+            if not task.patch:
+                raise ExpagentError("no gold patch in the record")
+            gold = grade(task, task.patch, sandbox_kind=sandbox, repos_dir=repos, timeout=timeout,
+                         echo=None if as_json else console.print)
+            empty = grade(task, "", sandbox_kind=sandbox, repos_dir=repos, timeout=timeout)
+            row.update(gold=gold.resolved, empty=empty.resolved, gold_reason=gold.reason, empty_reason=empty.reason,
+                       tests_seconds=gold.durations.get("tests"), harness_seconds=round(gold.harness_seconds, 3))
+            problems = []
+            if not gold.resolved:
+                problems.append(f"gold patch does not resolve ({gold.reason})")
+            if empty.resolved:
+                problems.append("empty patch resolves (FAIL_TO_PASS tests pass without a fix)")
+            row["ok"] = not problems
+            row["why"] = "; ".join(problems)
+        except ExpagentError as exc:
+            row["why"] = f"error: {exc}"
+        rows.append(row)
+        if not as_json:
+            mark = "[green]ok[/]" if row["ok"] else f"[red]FAIL[/] {row['why']}"
+            console.print(f"{task.instance_id}: {mark}")
+    failed = [r for r in rows if not r["ok"]]
+    if as_json:
+        typer.echo(json.dumps({"suite": suite.name, "tasks": rows, "valid": not failed}, indent=2))
+    else:
+        table = Table(title=f"validation of {suite.name}")
+        for column in ("instance", "gold", "empty", "verdict"):
+            table.add_column(column, overflow="fold")
+
+        def fmt(value):
+            return "-" if value is None else ("resolved" if value else "not resolved")
+
+        for r in rows:
+            table.add_row(r["instance_id"], fmt(r["gold"]), fmt(r["empty"]),
+                          "[green]ok[/]" if r["ok"] else f"[red]{r['why']}[/]")
+        console.print(table)
+        console.print(f"{len(rows) - len(failed)}/{len(rows)} tasks valid")
+        for r in failed:
+            console.print(f"[red]invalid[/] {r['instance_id']}: {r['why']}")
+    return 1 if failed else 0
+
+
+def eval_command(
+    tasks: str = typer.Argument(..., help="Suite directory, suite.toml, or SWE-bench JSONL file."),
+    instance: Optional[List[str]] = typer.Option(None, "--instance", "-i", help="Instance id (repeatable)."),
+    patch: str = typer.Option("gold", "--patch", help="gold, empty, - (stdin), a .diff file, or predictions .json."),
+    repos: Optional[Path] = typer.Option(None, "--repos", help="Directory of clones named owner__name (offline)."),
+    sandbox: str = typer.Option("local", "--sandbox", help="local or docker."),
+    validate: bool = typer.Option(False, "--validate", help="Grade gold and empty patches for every task."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Per-test-run timeout in seconds."),
+    log_dir: Optional[Path] = typer.Option(None, "--log-dir", help="Where to keep the test output."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Grade a patch with a task's own tests, or validate a whole suite (exit 1: not resolved / invalid)."""
+    import json
+
+    from rich.console import Console
+
+    from expagent.errors import ExpagentError
+    from expagent.tasks.grader import grade
+    from expagent.tasks.suite import load_suite
+
+    console = Console(stderr=as_json)
+    suite = load_suite(tasks)
+    if validate:
+        raise typer.Exit(_validate(suite, instance, sandbox, repos, timeout, as_json, console))
+    if not instance:
+        if len(suite.tasks) != 1:
+            raise ExpagentError(f"--instance is required ({len(suite.tasks)} tasks in {suite.name}); or use --validate")
+        instance = [suite.tasks[0].instance_id]
+    results = []
+    for instance_id in instance:
+        task = suite.task(instance_id)
+        result = grade(task, _load_patch(task, patch), sandbox_kind=sandbox, repos_dir=repos, timeout=timeout,
+                       log_dir=(log_dir / instance_id) if log_dir and len(instance) > 1 else log_dir,
+                       echo=console.print)
+        results.append(result)
+        if not as_json:
+            _print_grade(console, result)
+    if as_json:
+        payload = results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results]
+        typer.echo(json.dumps(payload, indent=2))
+    raise typer.Exit(0 if all(r.resolved for r in results) else 1)
+
+
+def report_command(
+    run: Path = typer.Argument(..., help="Run directory holding results.jsonl."),
+    run_b: Optional[Path] = typer.Argument(None, help="A second run to compare with, task by task."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write report.{json,png,html}."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Resolve rate, steps, tokens, cost and time per task and in total; with two runs, a paired comparison."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from expagent.tasks.report import dumps, load_run, write_report
+
+    runs = [load_run(run)] + ([load_run(run_b)] if run_b else [])
+    if out is None:
+        out = run / ("report" if not run_b else f"compare-{runs[1].name}")
+    report = write_report(runs, out)
+    if as_json:
+        typer.echo(dumps(report))
+        return
+    console = Console()
+    table = Table(title="runs")
+    for column in ("run", "tasks", "resolved", "rate", "steps", "tokens", "cost", "time (s)"):
+        table.add_column(column)
+    for s in report["runs"]:
+        cost = "?" if s["cost"] is None else f"${s['cost']:.2f}"
+        if s["cost"] is not None and s["cost_unknown_tasks"]:
+            cost += f" (+{s['cost_unknown_tasks']} unknown)"
+        table.add_row(s["name"], str(s["tasks"]), str(s["resolved"]), f"{s['resolve_rate']:.1%}", str(s["steps"]),
+                      str(s["prompt_tokens"] + s["completion_tokens"]), cost, f"{s['wall_time']:.0f}")
+    console.print(table)
+    c = report.get("comparison")
+    if c:
+        console.print(
+            f"paired on {c['paired_tasks']} tasks: {c['b']} - {c['a']} = {c['resolve_rate_diff']:+.1%} "
+            f"(95% bootstrap CI {c['ci95'][0]:+.1%} .. {c['ci95'][1]:+.1%})"
+        )
+        console.print(f"gained: {', '.join(c['gained']) or 'none'}")
+        console.print(f"lost:   {', '.join(c['lost']) or 'none'}")
+    console.print(f"report: {report['files']['html']}")
+
+
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("eval")(eval_command)
+    app.command("report")(report_command)
+    # (the synth engineer's ``tasks`` sub-app and the lead's ``replay`` are registered elsewhere)

@@ -145,7 +145,8 @@ def make_demo_suite(dest: str | Path, python: str | None = None) -> Path:
         'description = "Three small fixes in a calculator library, in history order."\n\n'
         f'[repos."{REPO}"]\npath = "repos/calc"\n\n'
         f'[env]\npython = "{py}"\nsystem_site_packages = true\ninstall = []\n'
-        'test_cmd = "python -m pytest -rA -p no:cacheprovider"\ntimeout = 120\n',
+        # host plugins are not the suite's business (and cost seconds to load)
+        'test_cmd = "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python -m pytest -rA -p no:cacheprovider"\ntimeout = 120\n',
         encoding="utf-8",
     )
     with open(dest / "tasks.jsonl", "w", encoding="utf-8") as fh:

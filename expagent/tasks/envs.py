@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -230,6 +231,8 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
         pip = [str(path / "venv" / "bin" / "python"), "-m", "pip", "install"]
         for name in recipe.requirements:
             if (path / "src" / name).is_file():
+                if recipe.requirements_exclude:
+                    name = _filtered_requirements(path / "src", name, recipe.requirements_exclude, builder)
                 builder.run([*pip, "-r", name], path / "src")
                 break
         if recipe.packages:
@@ -263,6 +266,25 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
     return Env(path=path, key=key, recipe=recipe, python_version=python_version, build_seconds=seconds, cached=False)
+
+
+def _requirement_name(line: str) -> str:
+    name = re.split(r"[\s<>=!~;\[@]", line.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _filtered_requirements(src: Path, name: str, exclude: list[str], builder: "_Builder") -> str:
+    """A copy of requirements file ``name`` without the ``exclude``d packages; returns its name."""
+    dropped = {re.sub(r"[-_.]+", "-", e).lower() for e in exclude}
+    kept = []
+    for line in (src / name).read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith(("#", "-")) and _requirement_name(line) in dropped:
+            builder.log.write(f"note: dropped requirement {line.strip()!r} (requirements_exclude)\n")
+            continue
+        kept.append(line)
+    filtered = Path(name).parent / f".expagent-{Path(name).name}"
+    (src / filtered).write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return str(filtered)
 
 
 def _keep_failed_log(path: Path) -> Path:

@@ -69,6 +69,8 @@ class EnvRecipe:
 
     python: str = "3.11"
     requirements: list[str] = field(default_factory=list)
+    # requirement names dropped from that file (packages that no longer install, e.g. removed stubs)
+    requirements_exclude: list[str] = field(default_factory=list)
     packages: list[str] = field(default_factory=list)
     pip_packages: list[str] = field(default_factory=list)
     pre_install: list[str] = field(default_factory=list)
@@ -86,7 +88,7 @@ class EnvRecipe:
 
     #: fields that shape the environment itself (the cache key); the rest only affect test runs
     BUILD_FIELDS = (
-        "python", "requirements", "packages", "pip_packages", "pre_install", "install",
+        "python", "requirements", "requirements_exclude", "packages", "pip_packages", "pre_install", "install",
         "constraints", "system_site_packages",
     )
 

@@ -76,7 +76,7 @@ def recipe_values(repo: str, version: str) -> dict[str, Any] | None:
     if parser:
         values["parser"] = parser
     for rule in _overrides():
-        if rule["repo"] == repo and str(version) in rule["versions"]:
+        if rule["repo"] == repo and (rule["versions"] == "*" or str(version) in rule["versions"]):
             values.update(rule.get("set", {}))
             for key, items in rule.get("extend", {}).items():
                 values[key] = [*values.get(key, []), *items]
