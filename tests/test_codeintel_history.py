@@ -177,3 +177,29 @@ def test_learn_git_stores_reference_fix_episodes(history_repo, tmp_path: Path):
     assert fix.base_commit == shas["feature"]
     assert fix.files == ["calc/core.py"] and fix.symbols == ["Calculator.divide"]
     assert fix.issue.startswith("Fix crash in Calculator.divide")
+
+
+def test_agent_tool_factories_run_against_the_repository(history_repo):
+    from expagent.agent.tools import ToolBox
+    from expagent.codeintel.agent_tools import run_repo_map, tool_factories
+
+    repo = history_repo["repo"]
+
+    class ElsewhereSandbox:  # a sandbox whose checkout is not on this machine (like Docker)
+        kind = "docker"
+        workdir = "/work/repo"
+
+    box = ToolBox()
+    for make in tool_factories(repo):
+        box.add(make(ElsewhereSandbox()))
+    sandbox = ElsewhereSandbox()
+    assert box.execute(sandbox, "repo_map", {"focus": "divide"}).output.splitlines()[1] == "calc/core.py:"
+    hist = box.execute(sandbox, "history", {"target": "Calculator.divide", "max_count": 5})
+    assert not hist.error and "Fix crash" in hist.output
+    bad = box.execute(sandbox, "blame", {"path": "calc/core.py", "start": 9, "end": 1})
+    assert bad.error and bad.output.startswith("error: bad line range")
+    assert box.execute(sandbox, "blame", {"path": "calc/core.py"}).error  # missing arguments
+    assert run_repo_map(repo, "Calculator.divide crashes", 256).splitlines()[1] == "calc/core.py:"
+    notices = []
+    assert run_repo_map(repo / "missing", "x", 256, notice=notices.append) == ""
+    assert notices and notices[0].startswith("repo map skipped: not a directory")
