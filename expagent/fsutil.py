@@ -9,16 +9,21 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` so that readers see either the old file or the new one, never a half-written one."""
+def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = True) -> None:
+    """Write ``text`` so that readers see either the old file or the new one, never a half-written one.
+
+    ``durable=False`` skips the fsync: still atomic for readers, but a power cut may lose the
+    latest version (right for files rewritten many times a minute, such as trajectories).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -28,5 +33,5 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
-def atomic_write_json(path: str | os.PathLike, data: Any, indent: int | None = 2) -> None:
-    atomic_write_text(path, json.dumps(data, indent=indent, ensure_ascii=False, default=str) + "\n")
+def atomic_write_json(path: str | os.PathLike, data: Any, indent: int | None = 2, durable: bool = True) -> None:
+    atomic_write_text(path, json.dumps(data, indent=indent, ensure_ascii=False, default=str) + "\n", durable)

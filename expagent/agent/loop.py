@@ -191,7 +191,7 @@ class Agent:
                              round(time.monotonic() - self.started, 3), error)
         totals = {k: v for k, v in asdict(result).items() if k not in ("patch", "exit_status", "error")}
         self.trajectory.update(exit_status=status.value, patch=patch, totals=totals, error=error)
-        self.trajectory.save()
+        self.trajectory.save(final=True)
         return result
 
 
