@@ -34,8 +34,8 @@ from expagent.sandbox.base import CommandResult, Sandbox
 
 WORK_ROOT = "/work"
 WORKDIR = f"{WORK_ROOT}/repo"
-#: where the command wrappers keep pid files inside the container
-STATE_DIR = "/tmp/.expagent"
+#: prefix of the pid files the command wrappers keep inside the container (/tmp always exists)
+PIDFILE_PREFIX = "/tmp/.expagent-cmd-"
 #: environment variable marking every process of one command (for killing it from outside)
 TOKEN_VAR = "EXPAGENT_COMMAND_ID"
 #: grace given to ``timeout`` inside the container before this side kills the process group
@@ -166,6 +166,37 @@ def _single_file_tar(name: str, data: bytes) -> bytes:
     return buffer.getvalue()
 
 
+class _BackgroundExport:
+    """``export_repo`` + tar in a worker thread; ``result()`` is the tar stream (or the error)."""
+
+    def __init__(self, repo: Path, commit: str):
+        self._archive: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, args=(repo, commit), daemon=True)
+        self._thread.start()
+
+    def _work(self, repo: Path, commit: str) -> None:
+        try:
+            with tempfile.TemporaryDirectory(prefix="expagent-copy-") as tmp:
+                clone = Path(tmp) / "repo"
+                export_repo(repo, commit, clone)
+                self._archive = _tar_directory(clone, WORKDIR.rsplit("/", 1)[1])
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._archive
+
+    def discard(self) -> None:
+        self._thread.join()
+        if self._archive is not None:
+            self._archive.close()
+            self._archive = None
+
+
 class _OutputBuffer:
     """Collects command output, keeping the head and the tail when it grows past the limit."""
 
@@ -227,22 +258,27 @@ class DockerSandbox(Sandbox):
         if self._closed:
             raise SandboxError("sandbox already closed")
         _LIVE.add(self)
+        # the repository copy is prepared on this side while the daemon creates the container
+        export = None if self.setup else _BackgroundExport(self.repo_path, self.base_commit)
         try:
             self._client = connect()
             parent = self._resolve_image()
             if self.setup:
                 self.image = ensure_setup_image(self._client, parent, self.repo_path, self.base_commit, self.setup)
-                repo_in_image = True
             else:
-                self.image, repo_in_image = parent, False
+                self.image = parent
             self.container = self._create_container(self.image)
             self.container.start()
-            if not repo_in_image:
-                self._copy_repo_in()
+            if export is not None:
+                if not self.container.put_archive(WORK_ROOT, export.result()):
+                    raise SandboxError("copying the repository into the container failed")
         except BaseException:
             # a half-started sandbox (Ctrl-C included) must not leave its container behind
             self.close()
             raise
+        finally:
+            if export is not None:
+                export.discard()
 
     def _resolve_image(self) -> str:
         if self.requested_image:
@@ -281,14 +317,6 @@ class DockerSandbox(Sandbox):
         except docker.errors.APIError as exc:
             raise SandboxError(f"cannot create sandbox container from {image}: {exc.explanation or exc}") from None
 
-    def _copy_repo_in(self) -> None:
-        with tempfile.TemporaryDirectory(prefix="expagent-copy-") as tmp:
-            clone = Path(tmp) / "repo"
-            export_repo(self.repo_path, self.base_commit, clone)
-            with _tar_directory(clone, WORKDIR.rsplit("/", 1)[1]) as archive:
-                if not self.container.put_archive(WORK_ROOT, archive):
-                    raise SandboxError("copying the repository into the container failed")
-
     def close(self) -> None:
         self._closed = True
         _LIVE.discard(self)
@@ -312,11 +340,11 @@ class DockerSandbox(Sandbox):
         timeout = float(timeout if timeout is not None else self.settings.command_timeout)
         seconds = max(1, int(timeout + 0.999))
         token = uuid.uuid4().hex[:12]
-        pidfile = f"{STATE_DIR}/{token}.pid"
+        pidfile = f"{PIDFILE_PREFIX}{token}.pid"
         # `timeout` makes itself a process-group leader and kills the whole group on expiry;
         # its pid (= the group id) goes to a pid file so that this side can kill the group too.
         script = (
-            f"mkdir -p {STATE_DIR} && echo $$ > {pidfile} && exec 2>&1 && "
+            f"echo $$ > {pidfile} && exec 2>&1 && "
             f"exec timeout -s KILL {seconds} bash -c {shlex.quote(command)}"
         )
         workdir = self._abspath(cwd) if cwd else self.workdir

@@ -1,0 +1,174 @@
+"""Sandbox overhead: time until a sandbox is ready, and per-command overhead, Docker vs local.
+
+Usage: python benchmarks/sandbox_overhead.py [--repeats 10] [--commands 50] [--files 300]
+
+"Ready" is the wall time from constructing a sandbox to ``start()`` returning with the repository
+copied in (the Docker image already present). "Per-command overhead" is the wall time of
+``sandbox.run("true")`` minus the wall time of running ``bash -c true`` directly on the host, so it
+measures what the sandbox adds (exec round trips, bubblewrap set-up), not the shell.
+
+Goals (issue 3): Docker ready under 1.5 s, per-command overhead under 100 ms median.
+Writes benchmarks/results/sandbox_overhead.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+GOAL_READY_S = 1.5
+GOAL_OVERHEAD_MS = 100.0
+
+
+def make_repo(path: Path, files: int) -> Path:
+    """A synthetic Python project with ``files`` modules of ~2 KB (about a small real project)."""
+    path.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    for i in range(files):
+        module = path / f"pkg{i % 20}" / f"mod{i}.py"
+        module.parent.mkdir(exist_ok=True)
+        module.write_text("".join(f"def f{i}_{j}(x):\n    return x + {j}\n\n" for j in range(50)))
+    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b",
+           "GIT_COMMITTER_EMAIL": "b@b"}
+    subprocess.run(["git", "-C", str(path), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(path), "commit", "-qm", "bench"], check=True, env=env)
+    return path
+
+
+def summarize(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "median": round(statistics.median(ordered), 4),
+        "p90": round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 4),
+        "min": round(ordered[0], 4),
+        "max": round(ordered[-1], 4),
+        "n": len(ordered),
+    }
+
+
+def host_bash_baseline(n: int) -> float:
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        subprocess.run(["bash", "-c", "true"], check=True)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def measure(factory, repeats: int, commands: int, baseline: float) -> dict:
+    ready, close, per_command = [], [], []
+    for attempt in range(repeats):
+        started = time.perf_counter()
+        sandbox = factory()
+        sandbox.start()
+        ready.append(time.perf_counter() - started)
+        try:
+            if attempt == 0:
+                for _ in range(commands):
+                    t0 = time.perf_counter()
+                    result = sandbox.run("true", timeout=30)
+                    per_command.append(time.perf_counter() - t0)
+                    assert result.exit_code == 0, result.output
+        finally:
+            t0 = time.perf_counter()
+            sandbox.close()
+            close.append(time.perf_counter() - t0)
+    overhead_ms = [max(0.0, (s - baseline) * 1000) for s in per_command]
+    return {
+        "ready_s": summarize(ready),
+        "close_s": summarize(close),
+        "command_wall_ms": summarize([s * 1000 for s in per_command]),
+        "command_overhead_ms": summarize(overhead_ms),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--commands", type=int, default=50)
+    parser.add_argument("--files", type=int, default=300)
+    args = parser.parse_args()
+
+    from expagent.config import Settings
+    from expagent.sandbox import images
+    from expagent.sandbox.docker import DockerSandbox, connect, docker_available
+    from expagent.sandbox.local import LocalSandbox, bwrap_path
+
+    settings = Settings()
+    baseline = host_bash_baseline(args.commands)
+    results: dict = {
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "repo_files": args.files,
+        "host_bash_true_ms": round(baseline * 1000, 2),
+        "goals": {"docker_ready_s": GOAL_READY_S, "command_overhead_ms_median": GOAL_OVERHEAD_MS},
+        "backends": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = make_repo(Path(tmp) / "repo", args.files)
+        results["backends"]["local"] = measure(lambda: LocalSandbox(repo, warn=lambda _m: None), args.repeats,
+                                               args.commands, baseline)
+        results["backends"]["local"]["bwrap"] = bool(bwrap_path())
+        if docker_available():
+            client = connect()
+            results["docker_image"] = images.find_default_image(client)
+            client.close()
+            results["backends"]["docker"] = measure(lambda: DockerSandbox(repo, settings), args.repeats,
+                                                    args.commands, baseline)
+        else:
+            results["backends"]["docker"] = {"skipped": "no Docker daemon"}
+
+    docker = results["backends"]["docker"]
+    if "ready_s" in docker:
+        results["goals_met"] = {
+            "docker_ready": docker["ready_s"]["median"] < GOAL_READY_S,
+            "docker_command_overhead": docker["command_overhead_ms"]["median"] < GOAL_OVERHEAD_MS,
+        }
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sandbox_overhead.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "sandbox_overhead.md").write_text(render_markdown(results))
+    print(render_markdown(results))
+    return 0
+
+
+def render_markdown(results: dict) -> str:
+    lines = [
+        "# Sandbox overhead: Docker vs local",
+        "",
+        f"Repository: {results['repo_files']} Python files (synthetic). Host `bash -c true`: "
+        f"{results['host_bash_true_ms']} ms (subtracted to get the overhead). Machine: {results['machine']['cpus']} CPUs, "
+        f"{results['machine']['platform']}.",
+        "",
+        "| backend | ready median (s) | ready p90 (s) | close median (s) | run('true') median (ms) | overhead median (ms) | overhead p90 (ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, data in results["backends"].items():
+        if "skipped" in data:
+            lines.append(f"| {name} | skipped: {data['skipped']} | | | | | |")
+            continue
+        lines.append(
+            f"| {name} | {data['ready_s']['median']} | {data['ready_s']['p90']} | {data['close_s']['median']} | "
+            f"{data['command_wall_ms']['median']} | {data['command_overhead_ms']['median']} | "
+            f"{data['command_overhead_ms']['p90']} |"
+        )
+    lines += ["", f"Goals: Docker ready < {GOAL_READY_S} s (image present); per-command overhead < {GOAL_OVERHEAD_MS} ms median."]
+    if "goals_met" in results:
+        met = results["goals_met"]
+        lines.append(f"Met: ready {'yes' if met['docker_ready'] else 'NO'}, "
+                     f"command overhead {'yes' if met['docker_command_overhead'] else 'NO'}.")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
