@@ -285,3 +285,26 @@ def test_setup_image_is_built_once_and_its_artifacts_stay_out_of_the_patch(clien
     finally:
         for tag in tags:
             client.images.remove(tag, force=True)
+
+
+def test_fix_run_killed_by_memory_limit_ends_out_of_memory_and_keeps_patch(client, tmp_path, isolated_home):
+    from conftest import BUGGY_FILES
+
+    repo = make_repo(tmp_path / "proj", BUGGY_FILES)
+    replies = [
+        {"tool_calls": [{"name": "edit", "arguments": {"path": "calc.py", "old": "return a - b", "new": "return a + b"}}]},
+        {"tool_calls": [{"name": "bash", "arguments": {
+            "command": "python -c \"x = bytearray(1024 * 1024 * 1024)\""}}]},
+        {"tool_calls": [{"name": "submit"}]},
+    ]
+    script = write_script(tmp_path / "script.json", replies)
+    proc = run_cli("fix", "add is wrong", "--model", f"scripted:{script}", "--sandbox", "docker", "--no-verify",
+                   cwd=repo, env={"EXPAGENT_DOCKER_MEMORY": "256m", "EXPAGENT_MEMORY": "off"})
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    import json
+
+    (run,) = [p for p in (isolated_home / "runs").iterdir()]
+    traj = json.loads((run / "trajectory.json").read_text())
+    assert traj["exit_status"] == "out_of_memory"
+    assert "+    return a + b" in traj["patch"]
+    assert len(traj["steps"]) == 2  # the run stopped at the killed command, before submit
