@@ -302,11 +302,14 @@ def _log_tail(log: Path, lines: int = 3) -> str:
 
 
 def ensure_env(task, *, repos_dir: str | Path | None = None, echo: Callable[[str], None] | None = None,
-               python: str | None = None) -> Env:
-    """The cached environment for ``task`` (its suite's recipe for its repo and version)."""
+               python: str | None = None, source: Path | None = None) -> Env:
+    """The cached environment for ``task`` (its suite's recipe for its repo and version).
+
+    ``source`` is the task's repository when the caller has already resolved it.
+    """
     from expagent.tasks.repos import resolve_repo
 
     recipe = task.suite.recipe(task.repo, task.version)
-    source = resolve_repo(task.suite, task.repo, repos_dir)
+    source = source or resolve_repo(task.suite, task.repo, repos_dir)
     return build_env(recipe, task.repo, source, task.env_commit or task.base_commit, echo=echo, python=python,
                      label=task.version)

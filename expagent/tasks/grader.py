@@ -43,7 +43,8 @@ class GradeResult:
     fail_to_pass: dict[str, str] = field(default_factory=dict)
     pass_to_pass: dict[str, str] = field(default_factory=dict)
     log_path: str | None = None
-    durations: dict[str, float] = field(default_factory=dict)  # env, checkout, apply, tests, total (seconds)
+    # seconds: resolve, env (env_build when built now), checkout, apply, tests, cleanup, parse, total
+    durations: dict[str, float] = field(default_factory=dict)
     test_exit_code: int | None = None
     timed_out: bool = False
     sandbox: str = "local"
@@ -148,8 +149,9 @@ def grade(
     source = resolve_repo(task.suite, task.repo, repos_dir)
     if not has_commit(source, task.base_commit):
         raise RepoUnavailable(f"commit {task.base_commit[:12]} of {task.repo} is not in {source} (update that clone)")
+    durations["resolve"] = time.monotonic() - started
     t = time.monotonic()
-    env = ensure_env(task, repos_dir=repos_dir, echo=echo)
+    env = ensure_env(task, repos_dir=repos_dir, echo=echo, source=source)
     durations["env"] = time.monotonic() - t
     if not env.cached:
         durations["env_build"] = env.build_seconds
@@ -189,6 +191,9 @@ def grade(
         t = time.monotonic()
         run = sb.run(env.shell_prefix(sb.workdir) + command, timeout=run_timeout)
         durations["tests"] = time.monotonic() - t
+        t = time.monotonic()
+    durations["cleanup"] = time.monotonic() - t
+    t = time.monotonic()
     atomic_write_text(log_path, f"$ {command}\n{run.output}\n[exit {run.exit_code}]\n")
     results = parser(run.output)
     f2p, p2p, failing = evaluate(task, results)
@@ -202,6 +207,7 @@ def grade(
         reason = f"{len(failing)} required test(s) not passing: {shown}{more}"
     else:
         reason = ""
+    durations["parse"] = time.monotonic() - t
     return finish(
         resolved=not run.timed_out and bool(results) and not failing,
         patch_applied=True,
