@@ -52,11 +52,17 @@ class Settings:
     memory_token_budget: int = 1500
     chroma_url: str | None = None
     embedding_model: str = "minilm-int8"
+    # distillation of finished runs into summaries and lessons: a litellm model string, "none" for no LLM
+    # (summaries then come from the run's facts and no lessons are written); unset = the run's own model
+    distill_model: str | None = None
+    lessons_from_unknown: bool = False  # distill lessons from runs whose outcome the tests could not establish
     # code intelligence
     repo_map: bool = True
     repo_map_tokens: int = 1024
     # verification
     test_command: str | None = None
+    # task environments: extra Python interpreters (':'-separated paths or dirs with bin/python3.X)
+    pythons: str | None = None
 
     # where each value came from: field name -> "default" | file path | "env EXPAGENT_X" | "flag --x"
     sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)

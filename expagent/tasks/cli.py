@@ -67,7 +67,7 @@ def _print_grade(console, result) -> None:
     console.print(f"tests {d.get('tests', 0):.1f}s, harness {result.harness_seconds:.1f}s; log: {result.log_path}")
 
 
-def _validate(suite, ids, sandbox, repos, timeout, as_json, console) -> int:
+def _validate(suite, ids, sandbox, repos, timeout, as_json, console, settings) -> int:
     import json
 
     from rich.table import Table
@@ -82,9 +82,9 @@ def _validate(suite, ids, sandbox, repos, timeout, as_json, console) -> int:
         try:
             if not task.patch:
                 raise ExpagentError("no gold patch in the record")
-            gold = grade(task, task.patch, sandbox_kind=sandbox, repos_dir=repos, timeout=timeout,
+            gold = grade(task, task.patch, sandbox_kind=sandbox, repos_dir=repos, timeout=timeout, settings=settings,
                          echo=None if as_json else console.print)
-            empty = grade(task, "", sandbox_kind=sandbox, repos_dir=repos, timeout=timeout)
+            empty = grade(task, "", sandbox_kind=sandbox, repos_dir=repos, timeout=timeout, settings=settings)
             row.update(gold=gold.resolved, empty=empty.resolved, gold_reason=gold.reason, empty_reason=empty.reason,
                        tests_seconds=gold.durations.get("tests"), harness_seconds=round(gold.harness_seconds, 3))
             problems = []
@@ -137,14 +137,16 @@ def eval_command(
 
     from rich.console import Console
 
+    from expagent.config import load_settings
     from expagent.errors import ExpagentError
     from expagent.tasks.grader import grade
     from expagent.tasks.suite import load_suite
 
     console = Console(stderr=as_json)
+    settings = load_settings()
     suite = load_suite(tasks)
     if validate:
-        raise typer.Exit(_validate(suite, instance, sandbox, repos, timeout, as_json, console))
+        raise typer.Exit(_validate(suite, instance, sandbox, repos, timeout, as_json, console, settings))
     if not instance:
         if len(suite.tasks) != 1:
             raise ExpagentError(f"--instance is required ({len(suite.tasks)} tasks in {suite.name}); or use --validate")
@@ -153,6 +155,7 @@ def eval_command(
     for instance_id in instance:
         task = suite.task(instance_id)
         result = grade(task, _load_patch(task, patch), sandbox_kind=sandbox, repos_dir=repos, timeout=timeout,
+                       settings=settings,
                        log_dir=(log_dir / instance_id) if log_dir and len(instance) > 1 else log_dir,
                        echo=console.print)
         results.append(result)

@@ -87,8 +87,10 @@ def _open_sandbox(kind: str, source: Path, settings, base_commit: str, env, echo
     from expagent.sandbox.local import LocalSandbox
 
     # bubblewrap puts a fresh tmpfs on /tmp: an env under /tmp (as in tests) would vanish inside it
-    isolate = False if str(env.path).startswith("/tmp/") else None
-    return LocalSandbox(source, base_commit=base_commit, isolate=isolate, warn=echo)
+    if str(env.path).startswith("/tmp/"):
+        echo("notice: the environment lives under /tmp, so tests run without bubblewrap isolation")
+        return LocalSandbox(source, base_commit=base_commit, isolate=False, warn=lambda _msg: None)
+    return LocalSandbox(source, base_commit=base_commit, warn=echo)
 
 
 def _tail(text: str, lines: int = 3) -> str:
@@ -151,7 +153,7 @@ def grade(
         raise RepoUnavailable(f"commit {task.base_commit[:12]} of {task.repo} is not in {source} (update that clone)")
     durations["resolve"] = time.monotonic() - started
     t = time.monotonic()
-    env = ensure_env(task, repos_dir=repos_dir, echo=echo, source=source)
+    env = ensure_env(task, repos_dir=repos_dir, echo=echo, source=source, python=getattr(settings, "pythons", None))
     durations["env"] = time.monotonic() - t
     if not env.cached:
         durations["env_build"] = env.build_seconds
