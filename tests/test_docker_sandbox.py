@@ -191,6 +191,18 @@ def test_pids_limit_contains_fork_bombs(client, repo, settings):
         assert int(sb.run("ps -e --no-headers | wc -l").output.strip()) < 10
 
 
+def test_background_fork_bomb_does_not_wedge_the_sandbox(client, repo):
+    settings = Settings(docker_memory="256m", docker_pids=32, docker_cpus=0.5)
+    with _sandbox(repo, settings) as sb:
+        sb.write_file("kept.txt", "kept\n")
+        started = sb.run("(bomb() { bomb | bomb & }; bomb) >/dev/null 2>&1 & echo started", timeout=5)
+        assert started.output.strip() == "started"
+        time.sleep(2)  # the bomb fills the pids limit
+        after = sb.run("echo alive", timeout=10)
+        assert after.exit_code == 0 and "alive" in after.output
+        assert "+kept" in sb.diff()
+
+
 def test_no_container_left_after_success_failure_and_timeout(client, repo, settings):
     with _sandbox(repo, settings) as sb:
         name = sb.name

@@ -337,6 +337,20 @@ class DockerSandbox(Sandbox):
 
     def run(self, command: str, timeout: float | None = None, cwd: str | None = None) -> CommandResult:
         self._require_running()
+        result = self._run_once(command, timeout, cwd)
+        if _out_of_pids(result):
+            # something left running (a background fork bomb) holds every pid: nothing can start.
+            # Restarting kills all processes and keeps the files; then the command gets its turn.
+            self.restart_container()
+            retry = self._run_once(command, timeout, cwd)
+            retry.output = (
+                f"[the sandbox had reached its process limit ({self.settings.docker_pids}); "
+                f"all background processes were killed]\n{retry.output}"
+            )
+            return retry
+        return result
+
+    def _run_once(self, command: str, timeout: float | None, cwd: str | None) -> CommandResult:
         timeout = float(timeout if timeout is not None else self.settings.command_timeout)
         seconds = max(1, int(timeout + 0.999))
         token = uuid.uuid4().hex[:12]
@@ -368,7 +382,10 @@ class DockerSandbox(Sandbox):
         finally:
             watchdog.cancel()
         duration = time.monotonic() - started
-        code = api.exec_inspect(exec_id).get("ExitCode")
+        try:
+            code = api.exec_inspect(exec_id).get("ExitCode")
+        except Exception:  # the exec is gone with a restarted container
+            code = None
         code = -1 if code is None else int(code)
         timed_out = watchdog.fired or (code in (124, 137) and duration >= seconds - 0.05)
         if timed_out:
@@ -407,9 +424,11 @@ class DockerSandbox(Sandbox):
             return {}
 
     def _oom_happened(self) -> bool:
-        """Did the memory cgroup kill something since the last check? (container state, then counters)."""
-        if self._state().get("OOMKilled"):
-            return True
+        """Did the memory cgroup kill something since the last check?
+
+        The cgroup's ``oom_kill`` counter says so precisely (v1 and v2); the container's
+        OOMKilled flag is the fallback when the counter cannot be read.
+        """
         probe = (
             "cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null | "
             "awk '$1==\"oom_kill\"{print $2; exit}'"
@@ -417,9 +436,9 @@ class DockerSandbox(Sandbox):
         try:
             exec_id = self._client.api.exec_create(self.container.id, ["sh", "-c", probe])["Id"]
             text = self._client.api.exec_start(exec_id).decode(errors="replace").strip()
-            kills = int(text or 0)
+            kills = int(text)
         except Exception:
-            return False
+            return bool(self._state().get("OOMKilled"))
         happened = kills > self._oom_kills_seen
         self._oom_kills_seen = kills
         return happened
@@ -451,6 +470,7 @@ class DockerSandbox(Sandbox):
         """Last resort for a command that escaped its group: kill every process (files stay)."""
         try:
             self._client.api.restart(self.name, timeout=0)
+            self._oom_kills_seen = 0  # a restarted container counts from zero
         except Exception:
             pass
 
@@ -501,6 +521,16 @@ class DockerSandbox(Sandbox):
             except Exception as exc:
                 raise SandboxError(f"sandbox container {self.name} is gone; no patch can be extracted: {exc}") from None
         return super().diff()
+
+
+def _out_of_pids(result: CommandResult) -> bool:
+    """The command could not even start: the container has no pid left (fork or runc exec failed)."""
+    head = result.output[:500]
+    return (
+        result.exit_code in (125, 126)
+        and not result.timed_out
+        and (("fork" in head and "Resource temporarily unavailable" in head) or "OCI runtime exec failed" in head)
+    )
 
 
 class _Watchdog:
