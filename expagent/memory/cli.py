@@ -1,7 +1,327 @@
-"""CLI commands for memory (placeholder until the feature lands)."""
+"""``expagent memory ...``: inspect, search, import and export the experience memory.
+
+Only typer is imported at module level; everything else is imported inside the commands so that
+``expagent --help`` stays fast. Every command takes ``--home DIR`` (default $EXPAGENT_HOME or ~/.expagent),
+``--chroma-url`` (default $EXPAGENT_CHROMA_URL / settings) and ``--json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
 
 import typer
 
+memory_app = typer.Typer(name="memory", help="Inspect and manage the experience memory (episodes and lessons).",
+                         no_args_is_help=True)
+
+_HOME = typer.Option(None, "--home", help="expagent home to use (default: $EXPAGENT_HOME or ~/.expagent)")
+_URL = typer.Option(None, "--chroma-url", help="use this Chroma server (http://HOST:PORT) instead of the embedded store")
+_EMB = typer.Option(None, "--embedding", help="embedding model: minilm-int8 (default) or litellm:<model>")
+_JSON = typer.Option(False, "--json", help="machine-readable output")
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(memory_app, name="memory")
+
+
+def _open(home: Optional[Path], chroma_url: Optional[str], embedding: Optional[str]) -> Any:
+    import os
+
+    from expagent.config import load_settings
+    from expagent.memory.store import MemoryStore
+
+    if home is not None:
+        os.environ["EXPAGENT_HOME"] = str(home)  # so settings and every path follow the chosen home
+    settings = load_settings(None)
+    return MemoryStore.open(home=home, chroma_url=chroma_url or settings.chroma_url,
+                            embedding=embedding or settings.embedding_model)
+
+
+def _print_json(data: Any) -> None:
+    import json
+
+    typer.echo(json.dumps(data, ensure_ascii=False, default=str))
+
+
+def _summary_row(record: Any, usage: Any) -> dict[str, Any]:
+    from expagent.memory.records import Episode
+
+    if isinstance(record, Episode):
+        title = record.issue.strip().splitlines()[0] if record.issue.strip() else ""
+        status, detail = "-", f"{record.outcome} ({record.outcome_source})"
+    else:
+        title = record.advice.strip().splitlines()[0]
+        status, detail = record.status, f"{record.lesson_kind}, v{record.version}"
+    return {"id": record.id, "kind": record.kind, "repo": record.repo or "general",
+            "instance_id": getattr(record, "instance_id", None), "created_at": record.created_at,
+            "status": status, "detail": detail, "title": title[:100], "usage": usage.to_dict()}
+
+
+@memory_app.command("ls")
+def ls_cmd(kind: Optional[str] = typer.Option(None, "--kind", help="episode or lesson"),
+           repo: Optional[str] = typer.Option(None, "--repo", help="only this repo (owner/name; 'general' for general lessons)"),
+           status: Optional[str] = typer.Option(None, "--status", help="active or retired (lessons)"),
+           sort: str = typer.Option("created", "--sort", help="created | id | repo | retrieved | usefulness"),
+           limit: Optional[int] = typer.Option(None, "--limit", help="show at most N records"),
+           home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, embedding: Optional[str] = _EMB,
+           as_json: bool = _JSON) -> None:
+    """List memory records."""
+    from expagent.errors import ExpagentError
+
+    if kind not in (None, "episode", "lesson"):
+        raise ExpagentError(f"--kind must be episode or lesson (got {kind!r})")
+    if status not in (None, "active", "retired"):
+        raise ExpagentError(f"--status must be active or retired (got {status!r})")
+    keys = {"created": lambda r: r["created_at"], "id": lambda r: r["id"], "repo": lambda r: r["repo"],
+            "retrieved": lambda r: -r["usage"]["retrieved"], "usefulness": lambda r: -r["usage"]["usefulness"]}
+    if sort not in keys:
+        raise ExpagentError(f"--sort must be one of {', '.join(keys)} (got {sort!r})")
+    store = _open(home, chroma_url, embedding)
+    repo_filter = "" if repo == "general" else repo
+    records = store.list(kind=kind, repo=repo_filter, status=None)
+    usages = store.get_many([r.id for r in records]) if records else {}
+    rows = [_summary_row(r, usages[r.id][1]) for r in records]
+    if status:
+        rows = [r for r in rows if r["kind"] == "lesson" and r["status"] == status]
+    rows.sort(key=keys[sort])
+    if limit is not None:
+        rows = rows[:limit]
+    if as_json:
+        _print_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"memory: {len(rows)} record(s)")
+    for col in ("id", "kind", "repo", "instance", "created", "status", "outcome/kind", "used", "title"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        u = r["usage"]
+        table.add_row(r["id"], r["kind"], r["repo"], r["instance_id"] or "", r["created_at"][:19], r["status"],
+                      r["detail"], f"{u['retrieved']} ({u['resolved']}/{u['unresolved']})", r["title"])
+    Console().print(table)
+
+
+@memory_app.command("show")
+def show_cmd(record_id: str = typer.Argument(..., help="record id (ep-... or ls-...)"),
+             home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, embedding: Optional[str] = _EMB,
+             as_json: bool = _JSON) -> None:
+    """Show one record in full, with its usage and audit history."""
+    store = _open(home, chroma_url, embedding)
+    record = store.get(record_id)
+    usage = store.usage(record_id)
+    history = [h.to_dict() for h in store.history(record_id)]
+    if as_json:
+        _print_json({"record": record.to_dict(), "usage": usage.to_dict(), "history": history})
+        return
+    import json
+
+    from rich.console import Console
+    from rich.syntax import Syntax
+
+    console = Console()
+    data = record.to_dict()
+    patch = data.pop("patch", None)
+    console.print(Syntax(json.dumps(data, indent=2, ensure_ascii=False), "json", word_wrap=True))
+    if patch:
+        console.print(Syntax(patch, "diff", word_wrap=True))
+    console.print(f"usage: {usage.to_dict()}")
+    for h in history:
+        console.print(f"  {h['at']}  {h['action']:<8} by {h['actor']}  {json.dumps(h['detail'])[:120]}")
+
+
+@memory_app.command("search")
+def search_cmd(text: Optional[str] = typer.Argument(None, help="the issue text to search for"),
+               repo: Optional[str] = typer.Option(None, "--repo", help="the repo of the issue (owner/name)"),
+               before: Optional[str] = typer.Option(None, "--before", help="only records created before this ISO time"),
+               exclude_instance: Optional[str] = typer.Option(None, "--exclude-instance", help="never return this instance's records"),
+               k: int = typer.Option(3, "--k", min=1, help="at most this many results"),
+               kind: Optional[str] = typer.Option(None, "--kind", help="episode or lesson (default both)"),
+               floor: Optional[float] = typer.Option(None, "--floor", help="relevance floor (default: tuned value; 0 = never abstain)"),
+               batch: Optional[Path] = typer.Option(None, "--batch", help="JSONL file, one query object per line"),
+               home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, embedding: Optional[str] = _EMB,
+               as_json: bool = _JSON) -> None:
+    """Search memory the way a new issue would (may return nothing: that is abstention, not an error)."""
+    from expagent.errors import ExpagentError
+    from expagent.memory.retrieval import retrieve
+
+    kinds = ("episode", "lesson") if kind is None else (kind,)
+    if kind not in (None, "episode", "lesson"):
+        raise ExpagentError(f"--kind must be episode or lesson (got {kind!r})")
+    if batch is None and not (text or "").strip():
+        raise ExpagentError("give the text to search for, or --batch FILE.jsonl")
+    if batch is not None:
+        queries = _read_batch(batch)
+        store = _open(home, chroma_url, embedding)
+        for q in queries:
+            hits = retrieve(store, q["query"], repo=q.get("repo"), before=q.get("before"),
+                            exclude_instance=q.get("exclude_instance"), k=int(q.get("k") or k), kinds=kinds,
+                            floor=floor)
+            _print_json({"results": [_hit_row(h) for h in hits]})
+        return
+    store = _open(home, chroma_url, embedding)
+    hits = retrieve(store, text or "", repo=repo, before=before, exclude_instance=exclude_instance, k=k,
+                    kinds=kinds, floor=floor)
+    if as_json:
+        _print_json({"results": [{**_hit_row(h), "parts": h.to_dict()["parts"]} for h in hits]})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not hits:
+        console.print("nothing relevant enough in memory (abstained)")
+        return
+    table = Table(title=f"{len(hits)} result(s)")
+    for col in ("score", "id", "kind", "repo", "instance", "dense", "lexical", "keys", "summary"):
+        table.add_column(col, overflow="fold")
+    for h in hits:
+        row = _summary_row(h.record, store.usage(h.id))
+        table.add_row(f"{h.score:.3f}", h.id, h.kind, row["repo"], row["instance_id"] or "",
+                      f"{h.parts['dense']:.2f}", f"{h.parts['lexical']:.2f}", f"{h.parts['keys']:.2f}", row["title"])
+    console.print(table)
+
+
+def _hit_row(hit: Any) -> dict[str, Any]:
+    return {"id": hit.id, "kind": hit.kind, "instance_id": getattr(hit.record, "instance_id", None),
+            "repo": hit.record.repo, "score": round(hit.score, 4)}
+
+
+def _read_batch(path: Path) -> list[dict[str, Any]]:
+    from expagent.errors import ExpagentError
+    from expagent.memory.jsonl import read_jsonl
+    from expagent.memory.records import parse_time
+
+    allowed = {"query", "repo", "before", "exclude_instance", "k"}
+
+    def parse(obj: dict[str, Any], _n: int) -> dict[str, Any]:
+        extra = sorted(set(obj) - allowed)
+        if extra:
+            raise ExpagentError(f"unknown field(s) {', '.join(extra)}")
+        if not isinstance(obj.get("query"), str) or not obj["query"].strip():
+            raise ExpagentError("'query' must be non-empty text")
+        if obj.get("k") is not None and (not isinstance(obj["k"], int) or obj["k"] < 1):
+            raise ExpagentError("'k' must be a positive integer")
+        parse_time(obj.get("before"), "before")
+        return obj
+
+    return read_jsonl(path, parse)[0]
+
+
+@memory_app.command("rm")
+def rm_cmd(record_id: str = typer.Argument(..., help="record id to delete"),
+           home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, embedding: Optional[str] = _EMB,
+           as_json: bool = _JSON) -> None:
+    """Delete a record (episode or lesson) for good; the audit log keeps a copy."""
+    store = _open(home, chroma_url, embedding)
+    record = store.delete(record_id, actor="cli:rm")
+    if as_json:
+        _print_json({"deleted": record.id, "kind": record.kind})
+    else:
+        typer.echo(f"deleted {record.kind} {record.id}")
+
+
+@memory_app.command("retire")
+def retire_cmd(record_id: str = typer.Argument(...), reason: str = typer.Option(..., "--reason"),
+               home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, embedding: Optional[str] = _EMB,
+               as_json: bool = _JSON) -> None:
+    """Retire a lesson (kept, never retrieved)."""
+    store = _open(home, chroma_url, embedding)
+    lesson = store.retire(record_id, actor="cli:retire", reason=reason)
+    _print_json({"retired": lesson.id}) if as_json else typer.echo(f"retired lesson {lesson.id}")
+
+
+@memory_app.command("restore")
+def restore_cmd(record_id: str = typer.Argument(...),
+                home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, embedding: Optional[str] = _EMB,
+                as_json: bool = _JSON) -> None:
+    """Make a retired lesson active again."""
+    store = _open(home, chroma_url, embedding)
+    lesson = store.restore(record_id, actor="cli:restore")
+    _print_json({"restored": lesson.id}) if as_json else typer.echo(f"restored lesson {lesson.id}")
+
+
+@memory_app.command("export")
+def export_cmd(file: Path = typer.Argument(..., help="JSONL file to write"),
+               embeddings: bool = typer.Option(False, "--embeddings", help="include the vectors (import then skips re-embedding)"),
+               home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, embedding: Optional[str] = _EMB,
+               as_json: bool = _JSON) -> None:
+    """Write every record (with usage counters, optionally vectors) to a JSONL file."""
+    from expagent.memory.transfer import export_jsonl
+
+    store = _open(home, chroma_url, embedding)
+    n = export_jsonl(store, file, with_embeddings=embeddings)
+    _print_json({"exported": n, "file": str(file)}) if as_json else typer.echo(f"exported {n} record(s) to {file}")
+
+
+@memory_app.command("import")
+def import_cmd(file: Path = typer.Argument(..., help="JSONL file written by 'memory export'"),
+               skip_bad: bool = typer.Option(False, "--skip-bad", help="import the good lines, report the bad ones"),
+               home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, embedding: Optional[str] = _EMB,
+               as_json: bool = _JSON) -> None:
+    """Import records from an export (existing ids are left alone)."""
+    from expagent.memory.transfer import import_jsonl
+
+    store = _open(home, chroma_url, embedding)
+    added, present, problems = import_jsonl(store, file, actor="cli:import", skip_bad=skip_bad)
+    _report_import(added, present, problems, as_json)
+
+
+@memory_app.command("import-swebench")
+def import_swebench_cmd(file: Path = typer.Argument(..., help="SWE-bench-format JSONL (repo, instance_id, base_commit, problem_statement, patch[, created_at])"),
+                        skip_bad: bool = typer.Option(False, "--skip-bad", help="import the good lines, report the bad ones"),
+                        home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL,
+                        embedding: Optional[str] = _EMB, as_json: bool = _JSON) -> None:
+    """Seed memory with reference-fix episodes from a project's past fixes (no LLM involved)."""
+    from expagent.memory.swebench import import_swebench
+
+    store = _open(home, chroma_url, embedding)
+    added, present, problems = import_swebench(store, file, actor="cli:import-swebench", skip_bad=skip_bad)
+    _report_import(added, present, problems, as_json)
+
+
+def _report_import(added: list[str], present: int, problems: list[str], as_json: bool) -> None:
+    if as_json:
+        _print_json({"added": len(added), "already_present": present, "skipped_bad": problems})
+        return
+    for p in problems:
+        typer.echo(f"skipped: {p}", err=True)
+    typer.echo(f"added {len(added)} record(s); {present} already present; {len(problems)} bad line(s) skipped")
+
+
+@memory_app.command("stats")
+def stats_cmd(home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, embedding: Optional[str] = _EMB,
+              as_json: bool = _JSON) -> None:
+    """Counts by kind, status and repo; where the memory lives; which embedding model it uses."""
+    from collections import Counter
+
+    store = _open(home, chroma_url, embedding)
+    kinds: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
+    repos: Counter[str] = Counter()
+    retrieved = 0
+    for _id, _doc, meta, _e in store.iter_raw():
+        kinds[meta.get("kind", "?")] += 1
+        if meta.get("kind") == "lesson":
+            statuses[meta.get("status", "?")] += 1
+        repos[meta.get("repo") or "general"] += 1
+        retrieved += int(meta.get("n_retrieved") or 0)
+    data = {"memory_dir": str(store.memory_dir), "chroma": store.chroma_url or "embedded",
+            "embedding_model": store.embedder.name, "total": sum(kinds.values()),
+            "episodes": kinds.get("episode", 0), "lessons": kinds.get("lesson", 0),
+            "lessons_by_status": dict(statuses), "by_repo": dict(repos.most_common()),
+            "times_retrieved": retrieved, "audit_entries": len(store.audit.history())}
+    if as_json:
+        _print_json(data)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="memory stats", show_header=False)
+    for key in ("memory_dir", "chroma", "embedding_model", "total", "episodes", "lessons", "lessons_by_status",
+                "times_retrieved", "audit_entries"):
+        table.add_row(key, str(data[key]))
+    for repo_name, n in data["by_repo"].items():
+        table.add_row(f"  {repo_name}", str(n))
+    Console().print(table)

@@ -1,0 +1,228 @@
+"""Retrieval quality of expagent's memory on SWE-bench Verified (407 instances), against two baselines.
+
+Protocol (issue 4): within each repo, instances are taken in order of their instance number. Every instance is
+imported as a reference-fix episode whose ``created_at`` follows that order; each instance then queries with its
+problem statement, its repo, ``before`` = its own time and ``exclude_instance`` = itself, so it can only see
+earlier instances of its repo (the leakage guards do the work, through the real store). An earlier instance is
+*relevant* when its patch edits a non-test ``.py`` file that this instance's patch edits too.
+
+Reported: hit@1/3/5 and MRR over instances that have a relevant earlier one, and over instances that have none,
+the share for which nothing is returned (abstention). Three systems in the same run:
+
+* ``expagent``: ``expagent.memory.retrieval.retrieve`` with its default settings (hybrid + floor),
+* ``bm25-problem``: plain BM25 (bm25s, English stop words) over earlier same-repo problem statements,
+* ``dense-only``: Chroma nearest neighbours of the problem statement (same store, same filters, no floor).
+
+Run: ``python benchmarks/retrieval_quality.py [--data FILE] [--dump FILE]``; writes
+``benchmarks/results/retrieval_quality.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_DATA = Path("/work/shared/data/swe-verified-dev-407.jsonl")
+RESULTS = ROOT / "benchmarks" / "results"
+_TEST_PATH = re.compile(r"(^|/)(tests?|testing)/|(^|/)test_[^/]*$|_tests?\.py$|(^|/)conftest\.py$")
+
+
+def changed_py_files(patch: str) -> set[str]:
+    files = set(re.findall(r"^diff --git a/(\S+) b/", patch, re.M))
+    return {f for f in files if f.endswith(".py") and not _TEST_PATH.search(f)}
+
+
+def instance_number(instance_id: str) -> int:
+    return int(instance_id.rsplit("-", 1)[1])
+
+
+def load(path: Path) -> list[dict]:
+    rows = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+    rows.sort(key=lambda r: (r["repo"], instance_number(r["instance_id"])))
+    base = datetime(2015, 1, 1, tzinfo=timezone.utc)
+    for n, row in enumerate(rows):
+        # one minute apart in (repo, number) order: "earlier" means an earlier number in the same repo
+        row["created_at"] = (base + timedelta(minutes=n)).isoformat()
+    return rows
+
+
+def relevant_sets(rows: list[dict]) -> dict[str, set[str]]:
+    by_repo: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_repo[row["repo"]].append(row)
+    out = {}
+    for repo_rows in by_repo.values():
+        for n, row in enumerate(repo_rows):
+            mine = changed_py_files(row["patch"])
+            out[row["instance_id"]] = {e["instance_id"] for e in repo_rows[:n] if changed_py_files(e["patch"]) & mine}
+    return out
+
+
+def metrics(results: dict[str, list[str]], relevant: dict[str, set[str]]) -> dict:
+    with_rel = [i for i in results if relevant[i]]
+    without = [i for i in results if not relevant[i]]
+    def hit(i: str, k: int) -> bool:
+        return any(r in relevant[i] for r in results[i][:k])
+    def rr(i: str) -> float:
+        for rank, r in enumerate(results[i], 1):
+            if r in relevant[i]:
+                return 1.0 / rank
+        return 0.0
+    n = len(with_rel) or 1
+    return {
+        "hit@1": sum(hit(i, 1) for i in with_rel) / n,
+        "hit@3": sum(hit(i, 3) for i in with_rel) / n,
+        "hit@5": sum(hit(i, 5) for i in with_rel) / n,
+        "mrr": sum(rr(i) for i in with_rel) / n,
+        "abstention": sum(not results[i] for i in without) / (len(without) or 1),
+        "answered_with_relevant": sum(bool(results[i]) for i in with_rel) / n,
+        "n_with_relevant": len(with_rel),
+        "n_without_relevant": len(without),
+    }
+
+
+def bm25_baseline(rows: list[dict], k: int = 5) -> dict[str, list[str]]:
+    import bm25s
+
+    by_repo: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_repo[row["repo"]].append(row)
+    out: dict[str, list[str]] = {}
+    for repo_rows in by_repo.values():
+        for n, row in enumerate(repo_rows):
+            earlier = repo_rows[:n]
+            if not earlier:
+                out[row["instance_id"]] = []
+                continue
+            retriever = bm25s.BM25()
+            retriever.index(bm25s.tokenize([e["problem_statement"] for e in earlier], stopwords="en",
+                                           show_progress=False), show_progress=False)
+            query = bm25s.tokenize([row["problem_statement"]], stopwords="en", show_progress=False)
+            kk = min(k, len(earlier))
+            docs, scores = retriever.retrieve(query, k=kk, show_progress=False)
+            out[row["instance_id"]] = [earlier[int(d)]["instance_id"] for d, s in zip(docs[0], scores[0]) if s > 0]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--dump", type=Path, help="also write every candidate's score parts (for tuning)")
+    parser.add_argument("--home", type=Path, help="memory home to use (default: a fresh temporary one)")
+    parser.add_argument("--no-write", action="store_true", help="print, do not write benchmarks/results")
+    args = parser.parse_args()
+
+    from expagent.memory.retrieval import DEFAULT_SETTINGS, score_candidates, select_hits
+    from expagent.memory.store import MemoryStore
+    from expagent.memory.swebench import import_swebench
+
+    rows = load(args.data)
+    relevant = relevant_sets(rows)
+    by_id = {r["instance_id"]: r for r in rows}
+    home = args.home or Path(tempfile.mkdtemp(prefix="expagent-bench-"))
+    store = MemoryStore.open(home=home)
+    seed = home / "seed.jsonl"
+    with seed.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps({k: row[k] for k in ("repo", "instance_id", "base_commit", "problem_statement",
+                                                       "patch", "created_at")}) + "\n")
+    t0 = time.perf_counter()
+    added, present, _ = import_swebench(store, seed)
+    import_seconds = time.perf_counter() - t0
+    print(f"imported {len(added)} episodes ({present} already present) in {import_seconds:.1f}s", file=sys.stderr)
+    episode_instance = {}
+    for rec in store.list(kind="episode"):
+        episode_instance[rec.id] = rec.instance_id
+
+    systems: dict[str, dict[str, list[str]]] = {"expagent": {}, "dense-only": {}}
+    latencies = []
+    dump = []
+    for row in rows:
+        iid = row["instance_id"]
+        query = dict(repo=row["repo"], before=row["created_at"], exclude_instance=iid)
+        t = time.perf_counter()
+        # retrieve() is score_candidates() + select_hits(); calling them apart lets the baseline reuse the scores
+        cands = score_candidates(store, row["problem_statement"], kinds=("episode",), **query)
+        hits = select_hits(cands, repo=row["repo"], k=5)
+        latencies.append(time.perf_counter() - t)
+        systems["expagent"][iid] = [h.record.instance_id for h in hits]
+        # dense-only: the same store and filters, nearest neighbours by cosine, no floor
+        dense_sorted = sorted(cands, key=lambda h: h.parts["dense"], reverse=True)
+        systems["dense-only"][iid] = [h.record.instance_id for h in dense_sorted[:5]]
+        if args.dump:
+            dump.append({"instance_id": iid, "repo": row["repo"], "relevant": sorted(relevant[iid]),
+                         "candidates": [{"instance_id": h.record.instance_id, "files": h.record.files, **h.parts} for h in cands]})
+    systems["bm25-problem"] = bm25_baseline(rows)
+    for iid, got in systems["expagent"].items():
+        leaked = [g for g in got if g == iid or by_id[g]["created_at"] >= by_id[iid]["created_at"]]
+        assert not leaked, f"leakage guard failed for {iid}: {leaked}"
+
+    report = {name: metrics(res, relevant) for name, res in systems.items()}
+    latencies.sort()
+    summary = {
+        "data": str(args.data),
+        "instances": len(rows),
+        "settings": DEFAULT_SETTINGS.__dict__,
+        "k": 5,
+        "import_seconds": round(import_seconds, 2),
+        "retrieve_p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
+        "systems": report,
+        "goals": {
+            "hit@3>=0.70": report["expagent"]["hit@3"] >= 0.70,
+            "mrr>=0.60": report["expagent"]["mrr"] >= 0.60,
+            "abstention>=0.80": report["expagent"]["abstention"] >= 0.80,
+        },
+    }
+    print(json.dumps(summary, indent=2))
+    if args.dump:
+        args.dump.write_text("\n".join(json.dumps(d) for d in dump) + "\n", encoding="utf-8")
+    if not args.no_write:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "retrieval_quality.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        (RESULTS / "retrieval_quality.md").write_text(markdown(summary), encoding="utf-8")
+
+
+def markdown(summary: dict) -> str:
+    lines = [
+        "# Retrieval quality (SWE-bench Verified, 407 instances)",
+        "",
+        f"Data: `{summary['data']}`. Each instance queries with its problem statement against reference-fix "
+        "episodes of *earlier* instances of its repo (through `before` and `exclude_instance`, in the real store). "
+        "Relevant = same repo and the patches share an edited non-test `.py` file.",
+        "",
+        f"Instances with a relevant earlier one: {summary['systems']['expagent']['n_with_relevant']}; "
+        f"without: {summary['systems']['expagent']['n_without_relevant']}. k = {summary['k']}.",
+        "",
+        "| system | hit@1 | hit@3 | hit@5 | MRR | abstention (no relevant) | answers when relevant exists |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, m in summary["systems"].items():
+        lines.append(f"| {name} | {m['hit@1']:.3f} | {m['hit@3']:.3f} | {m['hit@5']:.3f} | {m['mrr']:.3f} | "
+                     f"{m['abstention']:.3f} | {m['answered_with_relevant']:.3f} |")
+    goals = summary["goals"]
+    lines += [
+        "",
+        "Goals (expagent, same settings): " + ", ".join(f"{g}: {'met' if ok else 'NOT met'}" for g, ok in goals.items()),
+        "",
+        f"Settings: `{json.dumps(summary['settings'])}`.",
+        f"Import of {summary['instances']} episodes: {summary['import_seconds']} s (embedding included); "
+        f"retrieve p50 {summary['retrieve_p50_ms']} ms.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()

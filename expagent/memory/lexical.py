@@ -1,0 +1,201 @@
+"""The lexical side of retrieval: a BM25 index (bm25s) over every record, plus the arrays retrieval filters on.
+
+Chroma has no keyword search in embedded mode, so expagent keeps its own index. Building it reads every record, so
+it is cached twice: in the process (keyed by the store's ``write_token``) and on disk under
+``memory/cache/lexical-<token>/`` (bm25s' own save format plus a JSON side file), so a short-lived CLI process loads
+it instead of rebuilding. Any add or delete changes the write token, and the next search rebuilds.
+
+bm25s is there because it is a maintained, numpy-only BM25 whose scoring of one query over 100k documents takes
+milliseconds (sparse matrix), and it can save/load (memory-map) its index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from expagent.fsutil import atomic_write_json
+from expagent.memory.records import Episode, record_from_dict, record_text
+from expagent.memory.tokens import code_tokens, split_identifier
+
+_FORMAT = 3  # bump when the cached layout or the tokenizer changes
+
+
+@dataclass
+class LexicalIndex:
+    """Per-record arrays (aligned with ``ids``) and the BM25 index over their code-aware tokens."""
+
+    token: str
+    ids: list[str]
+    kinds: Any  # numpy array of "episode" / "lesson"
+    repos: Any  # numpy array of repo names ("" = general)
+    instances: Any  # numpy array of instance ids ("" = none)
+    created: Any  # numpy float array, seconds since the epoch
+    file_keys: list[list[str]]  # lower-case paths, file names and stems of files an episode touched
+    symbol_keys: list[list[str]]  # lower-case symbol names and their dotted parts
+    bm25: Any  # bm25s.BM25 or None when the memory is empty
+
+    def position(self) -> dict[str, int]:
+        return {i: n for n, i in enumerate(self.ids)}
+
+    def scores(self, query_tokens: list[str]) -> Any:
+        import numpy as np
+
+        if self.bm25 is None or not query_tokens:
+            return np.zeros(len(self.ids), dtype=np.float32)
+        return self.bm25.get_scores(query_tokens)
+
+
+def file_keys_of(files: list[str]) -> list[str]:
+    keys: set[str] = set()
+    for path in files:
+        low = path.lower()
+        keys.add(low)
+        name = low.rsplit("/", 1)[-1]
+        keys.add(name)
+        stem = low.rsplit(".", 1)[0]
+        keys.add(stem)  # django/db/models/query: what "django.db.models.query" becomes
+        parts = stem.split("/")
+        for n in range(1, len(parts)):
+            keys.add("/".join(parts[n:]))  # db/models/query, models/query, query
+    return sorted(keys)
+
+
+def symbol_keys_of(symbols: list[str]) -> list[str]:
+    keys: set[str] = set()
+    for sym in symbols:
+        low = sym.lower()
+        keys.add(low)
+        parts = low.split(".")
+        keys.update(p for p in parts if len(p) > 2)
+        if len(parts) >= 2:
+            keys.add(".".join(parts[-2:]))
+    return sorted(keys)
+
+
+def lexical_tokens(record: Any) -> list[str]:
+    tokens = code_tokens(record_text(record))
+    if isinstance(record, Episode):
+        for path in record.files:
+            tokens.extend(code_tokens(path))
+        for sym in record.symbols:
+            tokens.extend(code_tokens(sym))
+            tokens.extend(p for p in split_identifier(sym.rsplit(".", 1)[-1]) if len(p) > 2)
+        tokens.extend(patch_identifiers(record.patch))
+    return tokens
+
+
+def patch_identifiers(patch: str) -> list[str]:
+    """Each distinct code identifier in a patch's hunks, once: the vocabulary of the code the fix lives in
+    (names an issue mentions often appear only there). Once each, so a long patch does not swamp the issue text."""
+    seen: dict[str, None] = {}
+    for line in patch.splitlines():
+        if line.startswith(("+++", "---", "diff ", "index ")) or not line[:1] in (" ", "+", "-", "@"):
+            continue
+        for tok in code_tokens(line[1:]):
+            if "_" in tok or "." in tok or len(tok) > 3:
+                seen.setdefault(tok, None)
+    return list(seen)
+
+
+def _build(store: Any, token: str) -> LexicalIndex:
+    import bm25s
+    import numpy as np
+
+    ids: list[str] = []
+    kinds: list[str] = []
+    repos: list[str] = []
+    instances: list[str] = []
+    created: list[float] = []
+    corpus: list[list[str]] = []
+    fkeys: list[list[str]] = []
+    skeys: list[list[str]] = []
+    for item_id, doc, meta, _emb in store.iter_raw():
+        record = record_from_dict(json.loads(doc))
+        ids.append(item_id)
+        kinds.append(meta.get("kind", record.kind))
+        repos.append(meta.get("repo", "") or "")
+        instances.append(meta.get("instance_id", "") or "")
+        created.append(float(meta.get("created_ts") or 0.0))
+        corpus.append(lexical_tokens(record) or ["\u2205"])
+        files = getattr(record, "files", [])
+        symbols = getattr(record, "symbols", [])
+        fkeys.append(file_keys_of(files))
+        skeys.append(symbol_keys_of(symbols))
+    bm25 = None
+    if corpus:
+        bm25 = bm25s.BM25()
+        bm25.index(corpus, show_progress=False)
+    return LexicalIndex(token, ids, np.array(kinds, dtype=object), np.array(repos, dtype=object),
+                        np.array(instances, dtype=object), np.array(created, dtype=np.float64), fkeys, skeys, bm25)
+
+
+def _cache_dir(store: Any, token: str) -> Path:
+    digest = hashlib.sha256(f"{_FORMAT}:{store.chroma_url or ''}:{token}".encode()).hexdigest()[:16]
+    return store.memory_dir / "cache" / f"lexical-{digest}"
+
+
+def _save(index: LexicalIndex, directory: Path) -> None:
+    tmp = directory.with_name(directory.name + ".tmp-" + hashlib.sha256(str(id(index)).encode()).hexdigest()[:6])
+    tmp.mkdir(parents=True, exist_ok=True)
+    if index.bm25 is not None:
+        index.bm25.save(str(tmp), show_progress=False)
+    atomic_write_json(tmp / "side.json", {
+        "format": _FORMAT, "token": index.token, "ids": index.ids, "kinds": list(index.kinds),
+        "repos": list(index.repos), "instances": list(index.instances), "created": list(map(float, index.created)),
+        "file_keys": index.file_keys, "symbol_keys": index.symbol_keys, "has_bm25": index.bm25 is not None,
+    }, indent=None)
+    try:
+        tmp.rename(directory)
+    except OSError:  # another process saved the same index first
+        shutil.rmtree(tmp, ignore_errors=True)
+    for old in directory.parent.glob("lexical-*"):
+        if old.name != directory.name and ".tmp-" not in old.name:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _load(directory: Path, token: str) -> LexicalIndex | None:
+    import bm25s
+    import numpy as np
+
+    side_file = directory / "side.json"
+    if not side_file.is_file():
+        return None
+    try:
+        side = json.loads(side_file.read_text(encoding="utf-8"))
+        if side.get("format") != _FORMAT or side.get("token") != token:
+            return None
+        bm25 = bm25s.BM25.load(str(directory), show_progress=False, verbosity=0) if side["has_bm25"] else None
+    except (OSError, ValueError, KeyError):
+        return None  # a damaged cache is only a cache: rebuild
+    return LexicalIndex(token, side["ids"], np.array(side["kinds"], dtype=object),
+                        np.array(side["repos"], dtype=object), np.array(side["instances"], dtype=object),
+                        np.array(side["created"], dtype=np.float64), side["file_keys"], side["symbol_keys"], bm25)
+
+
+_memo: dict[str, LexicalIndex] = {}
+_memo_lock = threading.Lock()
+
+
+def lexical_index(store: Any) -> LexicalIndex:
+    """The lexical index for the store's current contents (from memory, disk, or built now)."""
+    token = store.write_token()
+    key = f"{store.memory_dir}|{store.chroma_url or ''}"
+    with _memo_lock:
+        cached = _memo.get(key)
+        if cached is not None and cached.token == token:
+            return cached
+    directory = _cache_dir(store, token)
+    index = _load(directory, token)
+    if index is None:
+        index = _build(store, token)
+        if len(index.ids) >= 200:  # small memories rebuild faster than they load
+            _save(index, directory)
+    with _memo_lock:
+        _memo[key] = index
+    return index

@@ -1,0 +1,292 @@
+"""Hybrid retrieval with abstention: dense (Chroma) + lexical (BM25) + code keys, filtered against leakage.
+
+``retrieve(store, query, repo=..., before=..., exclude_instance=..., k=3)`` returns at most ``k`` hits, possibly
+none. How a hit is scored:
+
+1. Candidates: the nearest records by embedding (Chroma, cosine) and the best by BM25 over code-aware tokens
+   (``tokens.code_tokens``), both under the same filters: kind, status active, ``created_ts < before``
+   (a replay never sees the future), ``instance_id != exclude_instance``, and, when ``repo`` is given, records of
+   that repo or general lessons (never other repos' episodes).
+2. Each candidate gets ``relevance = w_dense * cosine + w_lex * bm25_share + w_keys * key_match`` where
+   ``bm25_share`` is its BM25 score divided by the best possible match (the query's own weight: sum of its terms'
+   idf times the saturation limit), so it is comparable across queries, and ``key_match`` measures how many code
+   keys of the issue (files and symbols named in its text, plus ``keys`` given by the caller, e.g. from code
+   intelligence) the record's files/symbols contain.
+3. Usefulness re-rank: relevance is multiplied by ``0.85 + 0.3 * usefulness`` (usefulness 0.5 = never injected:
+   neutral; items that went with resolved runs rise, others sink).
+4. Abstention: hits below ``floor`` are dropped, so an unfamiliar issue gets nothing rather than noise.
+5. Order: same-repo items first, then general lessons, each by score; then ``k`` and the ``token_budget``
+   (tokens of :func:`format_hit` text, estimated at 4 characters per token) cut the list.
+
+The default settings (:data:`DEFAULT_SETTINGS`) were tuned on the retrieval benchmark
+(``benchmarks/retrieval_quality.py``); see docs/memory.md for the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+from expagent.memory.lexical import file_keys_of, lexical_index, symbol_keys_of
+from expagent.memory.records import Episode, Record, parse_time
+from expagent.memory.tokens import code_tokens, mentioned_keys
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    w_dense: float = 0.5
+    w_lex: float = 0.3
+    w_keys: float = 0.4
+    floor: float = 0.45
+    candidates: int = 40
+    usefulness_weight: float = 0.3
+
+
+DEFAULT_SETTINGS = RetrievalSettings()
+
+
+@dataclass
+class Hit:
+    """One retrieved record. ``score`` is the final score; ``parts`` holds its components for inspection."""
+
+    id: str
+    kind: str
+    score: float
+    record: Record
+    parts: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "score": round(self.score, 4),
+                "instance_id": getattr(self.record, "instance_id", None), "repo": self.record.repo,
+                "parts": {k: round(v, 4) for k, v in self.parts.items()}}
+
+
+def _where(kinds: Sequence[str], repo: str | None, before_ts: float | None, exclude_instance: str | None
+           ) -> dict[str, Any]:
+    clauses: list[dict[str, Any]] = [{"status": "active"}]
+    clauses.append({"kind": {"$in": list(kinds)}} if len(kinds) > 1 else {"kind": kinds[0]})
+    if repo is not None:
+        clauses.append({"repo": {"$in": [repo, ""]}})
+    if before_ts is not None:
+        clauses.append({"created_ts": {"$lt": before_ts}})
+    if exclude_instance:
+        clauses.append({"instance_id": {"$ne": exclude_instance}})
+    return {"$and": clauses}
+
+
+def _key_match(query_files: set[str], query_symbols: set[str], strong_files: set[str], strong_symbols: set[str],
+               meta: dict[str, Any]) -> float:
+    """0..1: how strongly the record's files/symbols match keys named in the issue (or given by the caller)."""
+    files = json.loads(meta.get("files") or "[]")
+    symbols = json.loads(meta.get("symbols") or "[]")
+    if not files and not symbols:
+        return 0.0
+    fkeys = set(file_keys_of(files))
+    skeys = set(symbol_keys_of(symbols))
+    score = 0.0
+    if strong_files & fkeys:
+        score += 0.6
+    if strong_symbols & skeys:
+        score += 0.6
+    # keys merely mentioned in the issue text: a file match is strong evidence, symbols add up
+    if query_files & fkeys:
+        score += 0.5
+    sym_hits = len(query_symbols & skeys)
+    score += min(0.5, 0.25 * sym_hits)
+    return min(1.0, score)
+
+
+def _bm25_ceiling(index: Any, tokens: list[str]) -> float:
+    """The highest BM25 score any document could get for these query tokens (term-frequency saturation limit)."""
+    bm25 = index.bm25
+    if bm25 is None:
+        return 1.0
+    k1 = float(getattr(bm25, "k1", 1.5))
+    vocab = bm25.vocab_dict
+    n_docs = len(index.ids)
+    total = 0.0
+    for tok in set(tokens):
+        tid = vocab.get(tok)
+        if tid is None:
+            continue
+        # idf as bm25s' default ("lucene") method computes it
+        df = _doc_freq(bm25, tid)
+        total += math.log(1 + (n_docs - df + 0.5) / (df + 0.5)) * (k1 + 1)
+    return total or 1.0
+
+
+def _doc_freq(bm25: Any, tid: int) -> int:
+    indptr = bm25.scores["indptr"]
+    return int(indptr[tid + 1] - indptr[tid])
+
+
+def retrieve(store: Any, query: str, *, repo: str | None = None, before: str | float | datetime | None = None,
+             exclude_instance: str | None = None, k: int = 3, kinds: Sequence[str] = ("episode", "lesson"),
+             keys: dict[str, Iterable[str]] | None = None, token_budget: int | None = None,
+             settings: RetrievalSettings | None = None, floor: float | None = None) -> list[Hit]:
+    """The records most relevant to ``query`` (an issue text), best first; ``[]`` when nothing is relevant enough.
+
+    ``repo``: the repository of the new issue ("owner/name"); restricts to its records plus general lessons.
+    ``before``: only records created strictly before this time (ISO string, datetime or epoch seconds).
+    ``exclude_instance``: never return records of this task/instance id (the task being solved).
+    ``keys``: optional ``{"files": [...], "symbols": [...]}`` the new issue likely touches (e.g. from code
+    intelligence); records that touched them score higher.
+    ``token_budget``: the most tokens (of :func:`format_hit` text) the returned hits may take together.
+    ``floor``: overrides the relevance floor of ``settings`` (0 disables abstention).
+    """
+    hits = score_candidates(store, query, repo=repo, before=before, exclude_instance=exclude_instance,
+                            kinds=kinds, keys=keys, settings=settings)
+    return select_hits(hits, repo=repo, k=k, token_budget=token_budget, settings=settings, floor=floor)
+
+
+def select_hits(hits: list[Hit], *, repo: str | None = None, k: int = 3, token_budget: int | None = None,
+                settings: RetrievalSettings | None = None, floor: float | None = None) -> list[Hit]:
+    """Apply the floor, the same-repo-first order, ``k`` and the token budget to scored candidates."""
+    cfg = settings or DEFAULT_SETTINGS
+    threshold = cfg.floor if floor is None else floor
+    hits = [h for h in hits if h.score >= threshold]
+    hits.sort(key=lambda h: (repo is not None and h.record.repo == repo, h.score), reverse=True)
+    out: list[Hit] = []
+    used = 0
+    for hit in hits:
+        if len(out) >= k:
+            break
+        if token_budget is not None:
+            cost = estimate_tokens(format_hit(hit))
+            if used + cost > token_budget:
+                continue
+            used += cost
+        out.append(hit)
+    return out
+
+
+def score_candidates(store: Any, query: str, *, repo: str | None = None,
+                     before: str | float | datetime | None = None, exclude_instance: str | None = None,
+                     kinds: Sequence[str] = ("episode", "lesson"), keys: dict[str, Iterable[str]] | None = None,
+                     settings: RetrievalSettings | None = None) -> list[Hit]:
+    """Every candidate that passes the filters, scored (no floor, no k), best first."""
+    import numpy as np
+
+    cfg = settings or DEFAULT_SETTINGS
+    kinds = tuple(kinds)
+    before_ts = parse_time(before, "before") if before is not None else None
+    total = store.count()
+    if total == 0 or not query.strip():
+        return []
+
+    # lexical candidates, under the same filters as the dense ones
+    index = lexical_index(store)
+    q_tokens = code_tokens(query)
+    lex = np.asarray(index.scores(q_tokens), dtype=np.float64)
+    mask = np.isin(index.kinds, kinds)
+    if repo is not None:
+        mask &= (index.repos == repo) | (index.repos == "")
+    if before_ts is not None:
+        mask &= index.created < before_ts
+    if exclude_instance:
+        mask &= index.instances != exclude_instance
+    lex_masked = np.where(mask, lex, -1.0)
+    n_lex = min(cfg.candidates, int(mask.sum()))
+    lex_top = np.argpartition(-lex_masked, n_lex - 1)[:n_lex] if n_lex > 0 else np.array([], dtype=int)
+    lex_ids = [index.ids[i] for i in lex_top if lex_masked[i] > 0]
+    lex_score = {index.ids[i]: float(lex[i]) for i in lex_top}
+    ceiling = _bm25_ceiling(index, q_tokens)
+
+    # dense candidates
+    q_vec = np.asarray(store.embedder.embed([query])[0], dtype=np.float32)
+    where = _where(kinds, repo, before_ts, exclude_instance)
+    dense = store.collection.query(query_embeddings=[q_vec.tolist()], n_results=min(cfg.candidates, total),
+                                   where=where, include=["metadatas", "embeddings"])
+    metas: dict[str, dict[str, Any]] = {}
+    vectors: dict[str, Any] = {}
+    for item_id, meta, emb in zip(dense["ids"][0], dense["metadatas"][0], dense["embeddings"][0]):
+        metas[item_id] = meta
+        vectors[item_id] = np.asarray(emb, dtype=np.float32)
+    missing = [i for i in lex_ids if i not in metas]
+    if missing:
+        got = store.collection.get(ids=missing, include=["metadatas", "embeddings"])
+        for item_id, meta, emb in zip(got["ids"], got["metadatas"], got["embeddings"]):
+            metas[item_id] = meta
+            vectors[item_id] = np.asarray(emb, dtype=np.float32)
+    if not metas:
+        return []
+    pos = index.position()
+    q_files, q_symbols = mentioned_keys(query)
+    strong_files = set(file_keys_of(list((keys or {}).get("files", []) or [])))
+    strong_symbols = {s.lower() for s in (keys or {}).get("symbols", []) or []}
+    strong_symbols |= {s.lower().rsplit(".", 1)[-1] for s in strong_symbols}
+
+    scored: list[tuple[str, dict[str, Any], dict[str, float], float]] = []
+    for item_id, meta in metas.items():
+        # re-check the filters on fresh metadata (the lexical cache may predate a retire)
+        if not _passes(meta, kinds, repo, before_ts, exclude_instance):
+            continue
+        cos = float(np.dot(q_vec, vectors[item_id]))
+        raw_lex = lex_score.get(item_id)
+        if raw_lex is None and item_id in pos:
+            raw_lex = float(lex[pos[item_id]])
+        share = min(1.0, (raw_lex or 0.0) / ceiling)
+        key = _key_match(q_files, q_symbols, strong_files, strong_symbols, meta)
+        relevance = cfg.w_dense * cos + cfg.w_lex * share + cfg.w_keys * key
+        n_res, n_unres = int(meta.get("n_resolved") or 0), int(meta.get("n_unresolved") or 0)
+        useful = (n_res + 1) / (n_res + n_unres + 2)
+        factor = 1.0 - cfg.usefulness_weight / 2 + cfg.usefulness_weight * useful
+        parts = {"dense": cos, "lexical": share, "keys": key, "usefulness": useful, "relevance": relevance}
+        scored.append((item_id, meta, parts, relevance * factor))
+    scored.sort(key=lambda t: t[3], reverse=True)
+    top_ids = [t[0] for t in scored[: max(cfg.candidates, 10)]]
+    records = store.get_many(top_ids)
+    return [Hit(item_id, meta["kind"], score, records[item_id][0], parts)
+            for item_id, meta, parts, score in scored if item_id in records]
+
+
+def _passes(meta: dict[str, Any], kinds: Sequence[str], repo: str | None, before_ts: float | None,
+            exclude_instance: str | None) -> bool:
+    if meta.get("status", "active") != "active" or meta.get("kind") not in kinds:
+        return False
+    if repo is not None and meta.get("repo", "") not in (repo, ""):
+        return False
+    if before_ts is not None and float(meta.get("created_ts") or 0.0) >= before_ts:
+        return False
+    if exclude_instance and meta.get("instance_id") == exclude_instance:
+        return False
+    return True
+
+
+def estimate_tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+def format_hit(hit: Hit, max_patch_chars: int = 1500, max_issue_chars: int = 600) -> str:
+    """The text of a hit as it would be injected into a prompt (compact, with its provenance)."""
+    record = hit.record
+    if isinstance(record, Episode):
+        s = record.summary
+        lines = [f"[episode {record.id}] {record.repo}" + (f" {record.instance_id}" if record.instance_id else "")
+                 + f" — outcome: {record.outcome} ({record.outcome_source})",
+                 "Issue: " + _clip(record.issue, max_issue_chars)]
+        for label, value in (("Fault location", s.fault_location), ("Root cause", s.root_cause),
+                             ("Change", s.change), ("Verified by", s.verification)):
+            if value:
+                lines.append(f"{label}: {value}")
+        if record.files:
+            lines.append("Files: " + ", ".join(record.files))
+        if record.symbols:
+            lines.append("Symbols: " + ", ".join(record.symbols[:12]))
+        if record.patch and max_patch_chars > 0:
+            lines.append("Patch:\n" + _clip(record.patch, max_patch_chars))
+        return "\n".join(lines)
+    return (f"[lesson {record.id} v{record.version}, {record.lesson_kind}, scope {record.scope}, "
+            f"from {', '.join(record.source_episodes) or 'no episode'}]\n"
+            f"When: {record.applies_when}\nAdvice: {record.advice}")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit].rstrip() + " …"
+
+
+def with_floor(settings: RetrievalSettings, floor: float) -> RetrievalSettings:
+    return replace(settings, floor=floor)
