@@ -73,24 +73,38 @@ def run_fix(options: FixOptions) -> int:
     settings = load_settings(repo, options.flags)
     issue = read_issue(options.issue, options.issue_file)
     model = make_model(settings)
-    from expagent import experience as experience_mod
+    from expagent import experience
 
-    context = experience_mod.prepare_context(issue.text, repo, settings, notice=err.print)
-    run_dir = new_run_dir(paths.runs_dir(), issue.text)
-    request = RunRequest(issue=issue.text, repo=repo, settings=settings, run_dir=run_dir, issue_source=issue.source,
-                         repo_map=context.repo_map, experience=context.experience, extra_tools=context.tools)
-    err.print(f"[bold]expagent fix[/] in {repo} with {model.name} (run {run_dir.name})")
-    verifier = experience_mod.make_verifier(settings, repo) if options.verify else None
-    outcome = run_agent(request, model, on_event=StepPrinter(err), notice=err.print,
-                        after_run=verifier.after_run if verifier else None)
-    result = outcome.result
-    experience_mod.remember_run(outcome, settings, context, notice=err.print)
+    store = experience.open_memory(settings)
+    try:
+        context = experience.prepare_context(issue.text, repo, settings, store=store, notice=err.print)
+        run_dir = new_run_dir(paths.runs_dir(), issue.text)
+        request = RunRequest(issue=issue.text, repo=repo, settings=settings, run_dir=run_dir,
+                             issue_source=issue.source, repo_name=context.repo_name, repo_map=context.repo_map,
+                             experience=context.experience, extra_tools=context.tools)
+        err.print(f"[bold]expagent fix[/] in {repo} with {model.name} (run {run_dir.name})")
+        verifier = experience.make_verifier(settings, repo) if options.verify else None
+        outcome = run_agent(request, model, on_event=StepPrinter(err), notice=err.print,
+                            after_run=verifier.after_run if verifier else None)
+        result = outcome.result
+        verdict = outcome.trajectory.get("outcome") or {"verdict": "unknown", "method": "none",
+                                                        "reason": "verification skipped (--no-verify)"}
+        if store is not None and result.exit_status.value != "interrupted":
+            distiller = experience.make_distiller(settings, notice=err.print)
+            written = experience.remember_run(outcome, settings, context, store=store, verdict=verdict,
+                                              distiller=distiller, episode_key=f"run:{run_dir.name}",
+                                              actor="expagent fix", notice=err.print)
+            if written:
+                err.print(f"memory: remembered {', '.join(written)}")
+    finally:
+        if store is not None:
+            store.close()
     if result.patch:
         print(result.patch, end="" if result.patch.endswith("\n") else "\n")
     cost = "unknown" if result.cost is None else f"${result.cost:.4f}"
-    verdict = (outcome.trajectory.get("outcome") or {}).get("verdict", "not verified")
     err.print(f"exit status: [bold]{result.exit_status.value}[/]  steps: {result.steps}  "
-              f"tokens: {result.prompt_tokens + result.completion_tokens}  cost: {cost}  tests: {verdict}")
+              f"tokens: {result.prompt_tokens + result.completion_tokens}  cost: {cost}  "
+              f"tests: {verdict['verdict']} ({verdict.get('reason', '')})")
     if result.error:
         err.print(f"error: {result.error}")
     err.print(f"trajectory: {outcome.trajectory_path}\npatch: {outcome.patch_path}")

@@ -33,11 +33,13 @@ class RunRequest:
     base_commit: str | None = None
     instance_id: str | None = None
     repo_name: str | None = None
-    repo_map: str = ""
+    repo_map: str | Callable[[Sandbox], str] = ""  # text, or built from the started sandbox
     experience: Experience | None = None
     extra_tools: list[Callable[[Sandbox], Tool]] = field(default_factory=list)
     image: str | None = None
     setup: list[str] | None = None
+    ro_paths: list[str] | None = None  # host paths the local sandbox may read (e.g. a task's virtualenv)
+    command_prefix: str = ""  # shell text before every command ("{workdir}" is filled in)
 
 
 @dataclass
@@ -75,7 +77,8 @@ def run_agent(
     toolbox = ToolBox(settings.command_timeout, settings.output_limit)
     trajectory_path = request.run_dir / "trajectory.json"
     sandbox = make_sandbox(settings.sandbox, request.repo, settings, base_commit=request.base_commit,
-                           image=request.image, setup=request.setup, notice=notice)
+                           image=request.image, setup=request.setup, notice=notice, ro_paths=request.ro_paths,
+                           command_prefix=request.command_prefix)
     with sandbox:
         for make_tool in request.extra_tools:
             toolbox.add(make_tool(sandbox))
@@ -96,8 +99,9 @@ def run_agent(
         )
         experience = request.experience or Experience()
         writer.update(memory={"mode": settings.memory, "injected": experience.ids, "recalled": []})
+        repo_map = request.repo_map(sandbox) if callable(request.repo_map) else request.repo_map
         messages = build_messages(request.issue, workdir=sandbox.workdir, protocol="native" if native else "text",
-                                  tool_schemas=toolbox.schemas(), repo_map=request.repo_map, experience=experience)
+                                  tool_schemas=toolbox.schemas(), repo_map=repo_map, experience=experience)
         agent = Agent(model, sandbox, toolbox, writer, limits_from(settings), on_event)
         result = agent.run(messages)
         if after_run is not None:

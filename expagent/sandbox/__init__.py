@@ -47,6 +47,8 @@ def make_sandbox(
     image: str | None = None,
     setup: list[str] | None = None,
     notice: Callable[[str], None] | None = None,
+    ro_paths: list[str] | None = None,
+    command_prefix: str = "",
 ) -> Sandbox:
     """Create (not start) a sandbox of backend ``kind`` holding ``repo_path`` at ``base_commit`` (default HEAD)."""
     from expagent.config import Settings
@@ -59,4 +61,5 @@ def make_sandbox(
         return DockerSandbox(repo_path=repo_path, settings=settings, base_commit=base_commit, image=image, setup=setup)
     from expagent.sandbox.local import LocalSandbox
 
-    return LocalSandbox(repo_path, base_commit=base_commit, setup=setup, warn=notice)
+    return LocalSandbox(repo_path, base_commit=base_commit, setup=setup, warn=notice, ro_paths=ro_paths,
+                        command_prefix=command_prefix)

@@ -50,6 +50,8 @@ class LocalSandbox(Sandbox):
         network: bool = False,
         setup: list[str] | None = None,
         env: dict[str, str] | None = None,
+        ro_paths: list[str | os.PathLike] | None = None,
+        command_prefix: str = "",
         warn=None,
     ):
         self.repo_path = Path(repo_path).resolve()
@@ -57,6 +59,10 @@ class LocalSandbox(Sandbox):
         self.network = network
         self.setup = list(setup or [])
         self.extra_env = dict(env or {})
+        # host paths commands may read although they lie under the sandbox's private /tmp (e.g. a test venv)
+        self.ro_paths = [Path(p).resolve() for p in (ro_paths or [])]
+        # shell text run before every command (e.g. activating a task's virtualenv); "{workdir}" is filled in
+        self.command_prefix = command_prefix
         # isolate=None: use bubblewrap when available; True: require it; False: plain subprocesses
         self._bwrap = bwrap_path() if isolate is not False else None
         if isolate is True and not self._bwrap:
@@ -117,6 +123,7 @@ class LocalSandbox(Sandbox):
             "--dev", "/dev",
             "--proc", "/proc",
             "--tmpfs", "/tmp",
+            *[arg for path in self.ro_paths for arg in ("--ro-bind", str(path), str(path))],
             "--bind", str(self.root), str(self.root),
             "--unshare-pid",
             "--die-with-parent",
@@ -144,6 +151,8 @@ class LocalSandbox(Sandbox):
         if self.root is None:
             raise SandboxError("sandbox is not started")
         cwd = str(self._resolve(cwd)) if cwd else self.workdir
+        if self.command_prefix:
+            command = self.command_prefix.replace("{workdir}", self.workdir) + command
         started = time.monotonic()
         proc = subprocess.Popen(
             self._argv(command, cwd),

@@ -1,0 +1,251 @@
+"""``expagent replay``: run a suite's tasks in order — retrieve, run the agent, grade, remember.
+
+Tasks of one repository form a stream, in chronological order (``created_at``, then file order);
+streams of different repositories may run in parallel (``--workers``). Memory only ever sees
+earlier tasks: each run gets its own memory under the run directory (unless ``--memory-home``
+names a shared one), and retrieval is also bounded by the task's ``created_at`` and excludes
+the task itself. An interrupted replay resumes from ``results.jsonl`` (``--resume``): finished
+tasks are not redone and their memory writes are not repeated.
+
+Run directory:
+    run.json            what was run (suite, model, memory mode, settings)
+    results.jsonl       one row per finished task (``expagent.tasks.results.ResultRow``)
+    preds.json          SWE-bench predictions: [{"instance_id", "model_name_or_path", "model_patch"}]
+    tasks/<id>/         trajectory.json, patch.diff, grade/ (test output and grade.json)
+    memory/             the run's own memory (when no --memory-home)
+    report/             written by ``expagent report`` at the end
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from expagent.errors import ExpagentError
+from expagent.fsutil import atomic_write_json
+
+
+@dataclass
+class ReplayOptions:
+    suite: str
+    flags: dict[str, Any]
+    out: Path | None = None
+    resume: bool = False
+    workers: int = 1
+    repos_dir: str | None = None
+    instances: list[str] | None = None
+    memory_home: Path | None = None
+    limit: int | None = None
+
+
+def task_streams(tasks: list) -> "OrderedDict[str, list]":
+    """Group tasks by repository, each stream in chronological order (stable for equal times)."""
+    streams: OrderedDict[str, list] = OrderedDict()
+    for task in tasks:
+        streams.setdefault(task.repo, []).append(task)
+    for repo, stream in streams.items():
+        streams[repo] = sorted(stream, key=lambda t: t.created_at or "")
+    return streams
+
+
+def _model_for(settings, task):
+    """The model for one task. ``scripted:DIR`` means one script per task: DIR/<instance_id>.{yaml,yml,json}."""
+    from expagent.models import make_model
+
+    name = settings.model or ""
+    if name.startswith("scripted:") and Path(name.split(":", 1)[1]).is_dir():
+        folder = Path(name.split(":", 1)[1])
+        for suffix in (".yaml", ".yml", ".json"):
+            script = folder / f"{task.instance_id}{suffix}"
+            if script.is_file():
+                from expagent.config import replace
+
+                return make_model(replace(settings, model=f"scripted:{script}"))
+        raise ExpagentError(f"no script for {task.instance_id} in {folder} (expected {task.instance_id}.yaml)")
+    return make_model(settings)
+
+
+class Replay:
+    def __init__(self, options: ReplayOptions, console):
+        from expagent import paths
+        from expagent.config import load_settings, replace
+        from expagent.tasks.suite import load_suite
+
+        self.options = options
+        self.console = console
+        self.suite = load_suite(options.suite)
+        settings = load_settings(None, options.flags)
+        if settings.sandbox == "docker":
+            raise ExpagentError("replay runs agents in the local sandbox for now (task environments are host "
+                                "virtualenvs); use --sandbox local or auto")
+        # the agent must see the task's environment: a host virtualenv, so the local backend
+        self.settings = replace(settings, sandbox="local")
+        if not self.settings.model:
+            raise ExpagentError("no model: pass --model (a litellm model string, or scripted:DIR for offline runs)")
+        tasks = self.suite.tasks
+        if options.instances:
+            tasks = [self.suite.task(i) for i in options.instances]
+        self.streams = task_streams(tasks)
+        if options.limit:
+            for repo in self.streams:
+                self.streams[repo] = self.streams[repo][: options.limit]
+        self.out = self._run_dir(paths.runs_dir())
+        self.memory_home = options.memory_home or (self.out / "memory")
+        self.lock = threading.Lock()
+        self.done = self._finished_ids()
+
+    def _run_dir(self, root: Path) -> Path:
+        if self.options.resume:
+            if not self.options.out or not (self.options.out / "run.json").is_file():
+                raise ExpagentError("--resume needs --out pointing at the run directory of an earlier replay")
+            recorded = json.loads((self.options.out / "run.json").read_text())
+            if recorded.get("memory_mode") != self.settings.memory:
+                raise ExpagentError(f"{self.options.out} was run with --memory {recorded.get('memory_mode')}; "
+                                    f"resume it with the same mode")
+            return self.options.out
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = self.options.out or root / f"replay-{self.suite.name}-{self.settings.memory}-{stamp}"
+        if (out / "results.jsonl").exists():
+            raise ExpagentError(f"{out} already holds a replay; use --resume to continue it or another --out")
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "run.json", {
+            "suite": str(self.suite.root), "suite_name": self.suite.name, "model": self.settings.model,
+            "memory_mode": self.settings.memory, "started_at": stamp, "settings": self.settings.public_dict(),
+            "tasks": [t.instance_id for stream in self.streams.values() for t in stream],
+        })
+        return out
+
+    def _finished_ids(self) -> set[str]:
+        from expagent.tasks.results import read_results
+
+        path = self.out / "results.jsonl"
+        return {row.instance_id for row in read_results(path)} if path.exists() else set()
+
+    # -- running ----------------------------------------------------------
+    def run(self) -> Path:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from expagent import experience
+
+        total = sum(len(s) for s in self.streams.values())
+        store = experience.open_memory(self.settings, home=self.memory_home)
+        try:
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=self.console, transient=False) as progress:
+                bar = progress.add_task(f"replay {self.suite.name} (memory {self.settings.memory})", total=total)
+                progress.update(bar, completed=len(self.done))
+
+                def run_stream(stream: list) -> None:
+                    for task in stream:
+                        if task.instance_id in self.done:
+                            continue
+                        self.run_task(task, store, progress.console.print)
+                        progress.advance(bar)
+
+                workers = max(1, min(self.options.workers, len(self.streams)))
+                if workers == 1:
+                    for stream in self.streams.values():
+                        run_stream(stream)
+                else:
+                    with ThreadPoolExecutor(workers) as pool:
+                        for future in [pool.submit(run_stream, s) for s in self.streams.values()]:
+                            future.result()
+        finally:
+            if store is not None:
+                store.close()
+        return self.out
+
+    def run_task(self, task, store, say: Callable[[str], None]) -> None:
+        from expagent import experience
+        from expagent.codeintel.agent_tools import run_repo_map
+        from expagent.runner import RunRequest, run_agent
+        from expagent.tasks.envs import ensure_env
+        from expagent.tasks.grader import grade
+        from expagent.tasks.repos import resolve_repo
+        from expagent.tasks.results import ResultRow, append_result
+        from expagent.trajectory import now_iso
+
+        started_at, started = now_iso(), time.monotonic()
+        task_dir = self.out / "tasks" / task.instance_id
+        if task_dir.exists():  # a task interrupted midway starts again from scratch
+            import shutil
+
+            shutil.rmtree(task_dir)
+        task_dir.mkdir(parents=True)
+        source = resolve_repo(task.suite, task.repo, self.options.repos_dir)
+        env = ensure_env(task, repos_dir=self.options.repos_dir, echo=lambda m: None)
+        context = experience.prepare_context(
+            task.problem_statement, source, self.settings, store=store, repo_name=task.repo,
+            instance_id=task.instance_id, before=task.created_at or None, build_map=False, notice=say)
+        settings = self.settings
+        map_tokens = settings.repo_map_tokens
+
+        def repo_map(sandbox) -> str:
+            return run_repo_map(sandbox.workdir, task.problem_statement, map_tokens) if settings.repo_map else ""
+
+        request = RunRequest(
+            issue=task.problem_statement, repo=source, settings=settings, run_dir=task_dir,
+            issue_source=f"{self.suite.name}:{task.instance_id}", base_commit=task.base_commit,
+            instance_id=task.instance_id, repo_name=task.repo, repo_map=repo_map, experience=context.experience,
+            extra_tools=context.tools, ro_paths=[str(env.path)], command_prefix=env.shell_prefix("{workdir}"))
+        model = _model_for(settings, task)
+        outcome = run_agent(request, model)
+        result = outcome.result
+        graded = grade(task, result.patch, repos_dir=self.options.repos_dir, settings=settings,
+                       log_dir=task_dir / "grade")
+        verdict = experience.verdict_from_grade(graded)
+        experience.record_outcome(outcome.trajectory_path, verdict)
+        with self.lock:  # one writer at a time: memory, results and predictions stay consistent
+            written = experience.remember_run(
+                outcome, settings, context, store=store, verdict=verdict, repo_name=task.repo,
+                instance_id=task.instance_id, created_at=task.created_at or None,
+                episode_key=f"{self.out.name}:{task.instance_id}", notice=say)
+            row = ResultRow(
+                instance_id=task.instance_id, repo=task.repo, resolved=graded.resolved,
+                exit_status=result.exit_status.value, steps=result.steps, prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens, cost=result.cost,
+                wall_time=round(time.monotonic() - started, 3), memory_mode=settings.memory,
+                injected_ids=context.experience.ids, trajectory=str(outcome.trajectory_path.relative_to(self.out)),
+                patch=str(outcome.patch_path.relative_to(self.out)), grade_reason=graded.reason,
+                started_at=started_at)
+            append_result(self.out, row)
+            self._write_preds()
+        mark = "[green]resolved[/]" if graded.resolved else "[red]not resolved[/]"
+        memo = f", injected {len(context.experience.ids)}" if context.experience.ids else ""
+        say(f"{task.instance_id}: {mark} ({result.exit_status.value}, {result.steps} steps{memo}"
+            f"{', remembered ' + str(len(written)) if written else ''})")
+
+    def _write_preds(self) -> None:
+        from expagent.tasks.results import read_results
+
+        preds = []
+        for row in read_results(self.out / "results.jsonl"):
+            patch_path = self.out / row.patch if row.patch else None
+            patch = patch_path.read_text() if patch_path and patch_path.exists() else ""
+            preds.append({"instance_id": row.instance_id, "model_name_or_path": self.settings.model,
+                          "model_patch": patch})
+        atomic_write_json(self.out / "preds.json", preds)
+
+
+def run_replay(options: ReplayOptions) -> int:
+    from rich.console import Console
+
+    from expagent.tasks.report import load_run, write_report
+
+    console = Console(stderr=True, soft_wrap=True)
+    replay = Replay(options, console)
+    console.print(f"replay of {replay.suite.name}: {sum(len(s) for s in replay.streams.values())} tasks in "
+                  f"{len(replay.streams)} stream(s), memory {replay.settings.memory}, run dir {replay.out}")
+    out = replay.run()
+    report = write_report([load_run(out)], out / "report")
+    summary = report["runs"][0]
+    console.print(f"done: {out}")
+    print(json.dumps({"run": str(out), "summary": summary}, indent=2, default=str))
+    return 0
