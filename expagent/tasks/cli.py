@@ -187,6 +187,7 @@ def report_command(
         typer.echo(dumps(report))
         return
     console = Console()
+    _print_task_tables(console, report)
     table = Table(title="runs")
     for column in ("run", "tasks", "resolved", "rate", "steps", "tokens", "cost", "time (s)"):
         table.add_column(column)
@@ -206,6 +207,41 @@ def report_command(
         console.print(f"gained: {', '.join(c['gained']) or 'none'}")
         console.print(f"lost:   {', '.join(c['lost']) or 'none'}")
     console.print(f"report: {report['files']['html']}")
+
+
+def _print_task_tables(console, report) -> None:
+    """Per-task numbers: one table per run, or side by side for a paired comparison."""
+    from rich.table import Table
+
+    def mark(value):
+        return "-" if value is None else ("[green]yes[/]" if value else "[red]no[/]")
+
+    def money(value):
+        return "?" if value is None else f"{value:.3f}"
+
+    names = list(report["tasks"])
+    if len(names) == 2:
+        a, b = (report["tasks"][n] for n in names)
+        by_b = {row["instance_id"]: row for row in b}
+        table = Table(title=f"tasks: {names[0]} vs {names[1]}")
+        for column in ("task", f"resolved {names[0]}", f"resolved {names[1]}", "steps", "cost", "time (s)"):
+            table.add_column(column)
+        for row in a:
+            other = by_b.get(row["instance_id"], {})
+            table.add_row(row["instance_id"], mark(row["resolved"]), mark(other.get("resolved")),
+                          f"{row['steps']} / {other.get('steps', '-')}",
+                          f"{money(row['cost'])} / {money(other.get('cost'))}",
+                          f"{row['wall_time']:.0f} / {other.get('wall_time', 0):.0f}")
+        console.print(table)
+        return
+    for name in names:
+        table = Table(title=f"tasks: {name}")
+        for column in ("task", "resolved", "steps", "tokens", "cost", "time (s)", "reason"):
+            table.add_column(column, overflow="fold")
+        for row in report["tasks"][name]:
+            table.add_row(row["instance_id"], mark(row["resolved"]), str(row["steps"]), str(row["tokens"]),
+                          money(row["cost"]), f"{row['wall_time']:.0f}", row["grade_reason"] or "")
+        console.print(table)
 
 
 def register(app: typer.Typer) -> None:

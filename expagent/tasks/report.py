@@ -158,18 +158,23 @@ def plot(runs: list[Run], dest: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (ax_res, ax_cost) = plt.subplots(1, 2, figsize=(10, 4))
     for run in runs:
         resolved, cost = _cumulative(run.rows)
-        xs = list(range(1, len(run.rows) + 1))
+        # start at (0, 0): before the first task nothing is resolved and nothing is spent
+        resolved, cost = [0, *resolved], [0.0, *cost]
+        xs = list(range(0, len(run.rows) + 1))
         ax_res.step(xs, resolved, where="post", label=run.name)
         ax_cost.plot(xs, cost, marker=".", label=run.name)
     ax_res.set_title("cumulative resolved tasks")
+    ax_res.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax_cost.set_title("cumulative cost (USD)")
     for ax in (ax_res, ax_cost):
         ax.set_xlabel("task (in run order)")
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
     fig.tight_layout()
     dest.parent.mkdir(parents=True, exist_ok=True)
