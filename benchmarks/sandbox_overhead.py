@@ -108,7 +108,9 @@ def main() -> int:
     settings = Settings()
     baseline = host_bash_baseline(args.commands)
     results: dict = {
-        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+                    # the machine may be shared: a high load inflates every number here
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
         "repo_files": args.files,
         "host_bash_true_ms": round(baseline * 1000, 2),
         "goals": {"docker_ready_s": GOAL_READY_S, "command_overhead_ms_median": GOAL_OVERHEAD_MS},
@@ -148,7 +150,7 @@ def render_markdown(results: dict) -> str:
         "",
         f"Repository: {results['repo_files']} Python files (synthetic). Host `bash -c true`: "
         f"{results['host_bash_true_ms']} ms (subtracted to get the overhead). Machine: {results['machine']['cpus']} CPUs, "
-        f"{results['machine']['platform']}.",
+        f"{results['machine']['platform']}, load average at start {results['machine']['load_average_at_start']}.",
         "",
         "| backend | ready median (s) | ready p90 (s) | close median (s) | run('true') median (ms) | overhead median (ms) | overhead p90 (ms) |",
         "|---|---|---|---|---|---|---|",
