@@ -27,8 +27,9 @@ def _register() -> None:
     from expagent.memory import cli as memory_cli
     from expagent.codeintel import cli as codeintel_cli
     from expagent.tasks import cli as tasks_cli
+    from expagent.tasks import synth_cli
 
-    for module in (cli_core, sandbox_cli, memory_cli, codeintel_cli, tasks_cli):
+    for module in (cli_core, sandbox_cli, memory_cli, codeintel_cli, tasks_cli, synth_cli):
         module.register(app)
 
 
