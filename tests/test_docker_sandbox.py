@@ -320,3 +320,33 @@ def test_fix_run_killed_by_memory_limit_ends_out_of_memory_and_keeps_patch(clien
     assert traj["exit_status"] == "out_of_memory"
     assert "+    return a + b" in traj["patch"]
     assert len(traj["steps"]) == 2  # the run stopped at the killed command, before submit
+
+
+def test_interrupted_fix_run_leaves_no_container(client, tmp_path, isolated_home):
+    from conftest import BUGGY_FILES
+
+    repo = make_repo(tmp_path / "proj", BUGGY_FILES)
+    script = write_script(tmp_path / "script.json", [
+        {"tool_calls": [{"name": "bash", "arguments": {"command": "echo working; sleep 120"}}]},
+        {"tool_calls": [{"name": "submit"}]},
+    ])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "expagent", "fix", "x", "--model", f"scripted:{script}", "--sandbox", "docker",
+         "--no-verify"],
+        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "EXPAGENT_MEMORY": "off"},
+    )
+    label = {"label": f"expagent.pid={proc.pid}"}
+    deadline = time.monotonic() + 60
+    while not client.api.containers(all=True, filters=label):  # wait until the run's sandbox exists
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() else "timeout"
+        time.sleep(0.2)
+    # let the command reach its sleep, then press Ctrl-C
+    while not any("sleep 120" in " ".join(p) for c in client.api.containers(filters=label)
+                  for p in client.api.top(c["Id"])["Processes"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "Traceback" not in err
+    assert client.api.containers(all=True, filters=label) == []
