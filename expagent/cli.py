@@ -28,8 +28,10 @@ def _register() -> None:
     from expagent.codeintel import cli as codeintel_cli
     from expagent.tasks import cli as tasks_cli
     from expagent.tasks import synth_cli
+    from expagent.experience import cli as experience_cli
 
-    for module in (cli_core, sandbox_cli, memory_cli, codeintel_cli, tasks_cli, synth_cli):
+    # memory comes before codeintel and experience: they add commands to its group
+    for module in (cli_core, sandbox_cli, memory_cli, codeintel_cli, tasks_cli, synth_cli, experience_cli):
         module.register(app)
 
 
