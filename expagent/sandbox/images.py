@@ -216,8 +216,9 @@ def build_default_image(
             try:
                 client.images.pull(base)
             except Exception as exc:  # docker.errors.APIError and connection errors alike
+                reason = str(getattr(exc, "explanation", None) or exc).splitlines()[0][:120]
                 raise SandboxUnavailable(
-                    f"cannot pull {base} ({str(exc).splitlines()[0][:160]}); build an offline base with '{BUILD_COMMAND}'"
+                    f"cannot pull {base} ({reason}); build an offline base with '{BUILD_COMMAND}'"
                 ) from None
     tag = agent_image_tag(base)
     if not force and image_exists(client, tag):
