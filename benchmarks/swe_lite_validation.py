@@ -110,6 +110,7 @@ def main() -> int:
     parser.add_argument("--home", default=str(ROOT / "benchmarks" / ".work" / "home"))
     parser.add_argument("--instance", action="append", help="only these instances (repeatable)")
     parser.add_argument("--timeout", type=float, default=None, help="per-test-run timeout (default: recipe's)")
+    parser.add_argument("--resume", action="store_true", help="keep the graded rows of the last results file")
     args = parser.parse_args()
     os.environ["EXPAGENT_HOME"] = args.home
 
@@ -128,7 +129,16 @@ def main() -> int:
         "sandbox": "local",
     }
     rows: list[dict] = []
+    done: dict[str, dict] = {}
+    previous = RESULTS / "swe_lite_validation.json"
+    if args.resume and previous.is_file():
+        old = json.loads(previous.read_text())
+        meta["started_at"] = old["meta"]["started_at"]
+        done = {r["instance_id"]: r for r in old["instances"] if r["status"] == "graded"}
     for task in tasks:
+        if task.instance_id in done:
+            rows.append(done[task.instance_id])
+            continue
         row: dict = {"instance_id": task.instance_id, "repo": task.repo, "version": task.version}
         print(f"== {task.instance_id}", flush=True)
         try:
@@ -150,6 +160,7 @@ def main() -> int:
                 empty_resolved=empty.resolved,
                 harness_s=round(gold.harness_seconds, 3),
                 tests_s=round(gold.durations.get("tests", 0.0), 2),
+                gold_durations=gold.durations,
                 why=gold.reason if not gold.resolved else ("empty patch resolves" if empty.resolved else ""),
             )
         except ExpagentError as exc:
