@@ -13,9 +13,11 @@ The ``docker`` package is imported lazily.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import tarfile
@@ -164,6 +166,26 @@ def _single_file_tar(name: str, data: bytes) -> bytes:
         info.mtime = int(time.time())
         tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def _deferred_sigint():
+    """A second Ctrl-C while the container is being removed waits until removal is done."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    except ValueError:  # not in the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 class _BackgroundExport:
@@ -324,7 +346,8 @@ class DockerSandbox(Sandbox):
         if client is None:
             return
         try:
-            remove_container(client, self.name)
+            with _deferred_sigint():
+                remove_container(client, self.name)
         finally:
             self.container = None
             client.close()
