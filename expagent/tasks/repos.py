@@ -86,7 +86,7 @@ def _clone_url(repo: str, url: str) -> Path:
     return dest
 
 
-def _materialize_pypi(repo: str, spec: str) -> Path:
+def _materialize_pypi(repo: str, spec: str, tasks=()) -> Path:
     try:
         from expagent.tasks.pypi_source import materialize
     except ImportError:
@@ -96,6 +96,10 @@ def _materialize_pypi(repo: str, spec: str) -> Path:
     dest = paths.cache_dir() / "repos" / "pypi" / _safe_name(spec)
     if _git_dir_of(dest) is None:
         materialize(spec, dest)
+    # synthesized tasks' base commits (pristine + one mutation) are rebuilt deterministically on top
+    from expagent.tasks.synth_git import ensure_task_commits
+
+    ensure_task_commits(dest, [t for t in tasks if not has_commit(dest, t.base_commit)])
     return dest
 
 
@@ -116,7 +120,7 @@ def resolve_repo(suite, repo: str, repos_dir: str | Path | None = None) -> Path:
             raise RepoUnavailable(f"repository {repo}: {source.path} is not a git repository")
         return found
     if source.pypi:
-        return _materialize_pypi(repo, source.pypi)
+        return _materialize_pypi(repo, source.pypi, [t for t in suite.tasks if t.repo == repo])
     if source.url:
         if repos_dir:
             where = f"{repos_dir}/{repo_dir_names(repo)[0]} not found"

@@ -246,7 +246,8 @@ def task_from_record(record: dict[str, Any], where: str) -> Task:
     """One SWE-bench record to a ``Task``; ``where`` names the record in error messages."""
     if not isinstance(record, dict):
         raise SuiteError(f"{where}: a task record must be a JSON object")
-    missing = [name for name in REQUIRED_FIELDS if not record.get(name)]
+    # test_patch may be "" (synthesized tasks: the tests already exist at the base commit), but must be present
+    missing = [name for name in REQUIRED_FIELDS if not record.get(name) and not (name == "test_patch" and name in record)]
     if missing:
         raise SuiteError(f"{where}: missing field(s) {', '.join(missing)}")
     if "FAIL_TO_PASS" not in record:
