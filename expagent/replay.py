@@ -97,9 +97,14 @@ class Replay:
             for repo in self.streams:
                 self.streams[repo] = self.streams[repo][: options.limit]
         self.out = self._run_dir(paths.runs_dir())
-        self.memory_home = options.memory_home or (self.out / "memory")
+        # an expagent home whose memory/ holds this run's memory (MemoryStore adds "memory/")
+        self.memory_home = options.memory_home or self.out
         self.lock = threading.Lock()
         self.done = self._finished_ids()
+        from expagent.experience import make_distiller
+
+        # one distiller for the whole replay (a scripted one hands out its replies in task order)
+        self.distiller = make_distiller(self.settings) if self.settings.memory != "off" else None
 
     def _run_dir(self, root: Path) -> Path:
         if self.options.resume:
@@ -204,7 +209,8 @@ class Replay:
         experience.record_outcome(outcome.trajectory_path, verdict)
         with self.lock:  # one writer at a time: memory, results and predictions stay consistent
             written = experience.remember_run(
-                outcome, settings, context, store=store, verdict=verdict, repo_name=task.repo,
+                outcome, settings, context, store=store, verdict=verdict, distiller=self.distiller,
+                repo_name=task.repo,
                 instance_id=task.instance_id, created_at=task.created_at or None,
                 episode_key=f"{self.out.name}:{task.instance_id}", notice=say)
             row = ResultRow(
