@@ -29,7 +29,7 @@ def build(
     from rich.console import Console
 
     from expagent.sandbox import images
-    from expagent.sandbox.docker import connect
+    from expagent.sandbox.docker_client import connect
 
     err = Console(stderr=True, highlight=False)
 

@@ -15,13 +15,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import io
-import os
 import shlex
 import signal
-import socket
-import subprocess
 import tarfile
-import tempfile
 import threading
 import time
 import uuid
@@ -33,6 +29,16 @@ from expagent.config import Settings
 from expagent.errors import SandboxError, SandboxUnavailable
 from expagent.sandbox import images
 from expagent.sandbox.base import CommandResult, Sandbox
+from expagent.sandbox.docker_client import (  # noqa: F401  (docker_available, connect: the public entry points)
+    connect,
+    container_limits,
+    docker_available,
+    endpoint,
+    remove_container,
+    sandbox_labels,
+    short_reason,
+)
+from expagent.sandbox.repo_copy import BackgroundExport, resolve_commit, single_file_tar
 
 WORK_ROOT = "/work"
 WORKDIR = f"{WORK_ROOT}/repo"
@@ -50,122 +56,6 @@ MAX_OUTPUT_BYTES = 8 * 1024 * 1024
 # sandboxes not closed yet; closed at interpreter exit as a safety net (the context manager
 # is the normal path)
 _LIVE: "weakref.WeakSet[DockerSandbox]" = weakref.WeakSet()
-
-
-def endpoint() -> str:
-    """The Docker endpoint in use, for messages."""
-    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-
-
-def make_client(timeout: float = 60.0) -> Any:
-    """A docker SDK client for ``DOCKER_HOST`` (ssh:// uses the ssh binary when paramiko is absent)."""
-    import docker
-
-    use_ssh_client = False
-    if endpoint().startswith("ssh://"):
-        try:
-            import paramiko  # noqa: F401
-        except ImportError:
-            use_ssh_client = True
-    return docker.from_env(timeout=max(1, int(round(timeout))), use_ssh_client=use_ssh_client)
-
-
-def docker_available(timeout: float = 2.0) -> bool:
-    """True when a Docker daemon answers a ping within ``timeout`` seconds."""
-    try:
-        client = make_client(timeout)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except Exception:  # no daemon, no socket, no permission, no docker package: all mean "not available"
-        return False
-
-
-_KNOWN_REASONS = (
-    ("Connection refused", "connection refused"),
-    ("No such file or directory", "no socket there"),
-    ("FileNotFoundError", "no socket there"),
-    ("Permission denied", "permission denied; add yourself to the docker group"),
-    ("timed out", "timed out"),
-    ("Name or service not known", "unknown host"),
-)
-
-
-def short_reason(exc: BaseException) -> str:
-    """A few words on why the daemon did not answer (the SDK's messages are long nested reprs)."""
-    text = str(exc)
-    for needle, reason in _KNOWN_REASONS:
-        if needle in text:
-            return reason
-    first = text.splitlines()[0] if text else exc.__class__.__name__
-    return first[:100]
-
-
-def connect(timeout: float = 60.0) -> Any:
-    """A client whose daemon answered, or ``SandboxUnavailable`` naming the doctor command."""
-    try:
-        client = make_client(timeout)
-        client.ping()
-        return client
-    except ImportError:
-        raise SandboxUnavailable("the 'docker' Python package is missing (pip install docker)") from None
-    except Exception as exc:
-        raise SandboxUnavailable(
-            f"Docker daemon not reachable at {endpoint()} ({short_reason(exc)}); run 'expagent sandbox doctor'"
-        ) from None
-
-
-def _git(repo: Path, *args: str) -> str:
-    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SandboxError(f"git {args[0]} failed in {repo}: {result.stderr.strip().splitlines()[-1:] or ['?']}")
-    return result.stdout.strip()
-
-
-def resolve_commit(repo: Path, commit: str | None) -> str:
-    if not (repo / ".git").exists():
-        raise SandboxError(f"{repo} is not a git repository")
-    try:
-        return _git(repo, "rev-parse", "--verify", f"{commit or 'HEAD'}^{{commit}}")
-    except SandboxError:
-        raise SandboxError(f"commit {commit or 'HEAD'} not found in {repo}") from None
-
-
-def export_repo(repo: Path, commit: str, dest: Path) -> None:
-    """A shallow clone of ``repo`` at ``commit`` (committed state only) in ``dest``."""
-    dest.mkdir(parents=True)
-    _git(dest, "init", "--quiet")
-    # protocol v2 lets a local fetch ask for any reachable commit by id; depth 1 keeps it small
-    _git(dest, "-c", "protocol.version=2", "fetch", "--quiet", "--depth", "1", f"file://{repo.resolve()}", commit)
-    _git(dest, "checkout", "--quiet", "--detach", commit)
-
-
-def _tar_directory(source: Path, arcname: str) -> Any:
-    """``source`` as a tar stream in a temporary file (files owned by root inside the sandbox)."""
-    spool = tempfile.TemporaryFile()
-    result = subprocess.run(
-        ["tar", "-C", str(source.parent), "--owner=0", "--group=0", "--numeric-owner", "-cf", "-",
-         f"--transform=s,^{source.name},{arcname},", source.name],
-        stdout=spool,
-        stderr=subprocess.PIPE,
-    )
-    if result.returncode != 0:
-        spool.close()
-        raise SandboxError(f"cannot archive repository copy: {result.stderr.decode(errors='replace').strip()[-200:]}")
-    spool.seek(0)
-    return spool
-
-
-def _single_file_tar(name: str, data: bytes) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mode = 0o644
-        info.mtime = int(time.time())
-        tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 @contextlib.contextmanager
@@ -186,37 +76,6 @@ def _deferred_sigint():
         signal.signal(signal.SIGINT, previous)
     if pressed:
         raise KeyboardInterrupt
-
-
-class _BackgroundExport:
-    """``export_repo`` + tar in a worker thread; ``result()`` is the tar stream (or the error)."""
-
-    def __init__(self, repo: Path, commit: str):
-        self._archive: Any = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, args=(repo, commit), daemon=True)
-        self._thread.start()
-
-    def _work(self, repo: Path, commit: str) -> None:
-        try:
-            with tempfile.TemporaryDirectory(prefix="expagent-copy-") as tmp:
-                clone = Path(tmp) / "repo"
-                export_repo(repo, commit, clone)
-                self._archive = _tar_directory(clone, WORKDIR.rsplit("/", 1)[1])
-        except BaseException as exc:  # handed to the caller of result()
-            self._error = exc
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._archive
-
-    def discard(self) -> None:
-        self._thread.join()
-        if self._archive is not None:
-            self._archive.close()
-            self._archive = None
 
 
 class _OutputBuffer:
@@ -281,7 +140,7 @@ class DockerSandbox(Sandbox):
             raise SandboxError("sandbox already closed")
         _LIVE.add(self)
         # the repository copy is prepared on this side while the daemon creates the container
-        export = None if self.setup else _BackgroundExport(self.repo_path, self.base_commit)
+        export = None if self.setup else BackgroundExport(self.repo_path, self.base_commit, WORKDIR.rsplit("/", 1)[1])
         try:
             self._client = connect()
             parent = self._resolve_image()
@@ -524,7 +383,7 @@ class DockerSandbox(Sandbox):
         self._require_running()
         target = self._abspath(path)
         staged = f"w-{uuid.uuid4().hex[:12]}"
-        self._client.api.put_archive(self.container.id, "/tmp", _single_file_tar(staged, content.encode("utf-8")))
+        self._client.api.put_archive(self.container.id, "/tmp", single_file_tar(staged, content.encode("utf-8")))
         # `cat >` keeps the mode of an existing file (an executable stays executable in the diff)
         script = (
             f'mkdir -p "$(dirname {shlex.quote(target)})" && cat /tmp/{staged} > {shlex.quote(target)}; '
@@ -584,59 +443,6 @@ class _Watchdog:
             timer.cancel()
 
 
-def container_limits(settings: Settings, client: Any) -> dict[str, Any]:
-    """Resource limits for a sandbox container from the settings (swap disabled, CPUs clamped)."""
-    limits: dict[str, Any] = {"pids_limit": int(settings.docker_pids)}
-    if settings.docker_memory:
-        limits["mem_limit"] = settings.docker_memory
-        limits["memswap_limit"] = settings.docker_memory  # no swap: a memory hog meets the OOM killer
-    if settings.docker_cpus and settings.docker_cpus > 0:
-        cpus = min(float(settings.docker_cpus), float(_daemon_cpus(client)))
-        limits["nano_cpus"] = int(cpus * 1e9)
-    return limits
-
-
-_CPU_CACHE: dict[str, int] = {}
-
-
-def _daemon_cpus(client: Any) -> int:
-    key = endpoint()
-    if key not in _CPU_CACHE:
-        try:
-            _CPU_CACHE[key] = int(client.info().get("NCPU") or 1)
-        except Exception:
-            _CPU_CACHE[key] = 1
-    return _CPU_CACHE[key]
-
-
-def sandbox_labels(repo: Path) -> dict[str, str]:
-    return {
-        images.LABEL: "container",
-        "expagent.host": socket.gethostname(),
-        "expagent.pid": str(os.getpid()),
-        "expagent.repo": str(repo),
-        "expagent.created": str(int(time.time())),
-    }
-
-
-def remove_container(client: Any, name: str) -> None:
-    """Remove a container (running or not); a container that is already gone is fine."""
-    import docker.errors
-
-    for attempt in range(3):
-        try:
-            client.api.remove_container(name, force=True, v=True)
-            return
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError as exc:
-            if "already in progress" in str(exc):
-                return
-            if attempt == 2:
-                raise SandboxError(f"cannot remove sandbox container {name}: {exc.explanation or exc}") from None
-            time.sleep(0.5)
-
-
 def ensure_setup_image(client: Any, parent: str, repo: Path, base_commit: str, setup: list[str]) -> str:
     """The parent image with the repo copied in and ``setup`` run (network on), cached by hash."""
     from expagent import config
@@ -656,7 +462,8 @@ def ensure_setup_image(client: Any, parent: str, repo: Path, base_commit: str, s
                 )
         # files the set-up produced (build artefacts, egg-info) are not part of any repair
         builder.run(
-            "git ls-files --others --exclude-standard --directory >> .git/info/exclude", timeout=120
+            f"git ls-files --others --exclude-standard --directory >> .git/info/exclude; rm -f {PIDFILE_PREFIX}*",
+            timeout=120,
         )
         repository, _, version = tag.partition(":")
         builder.container.commit(

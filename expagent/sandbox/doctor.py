@@ -15,7 +15,7 @@ def _check(name: str, status: str, detail: str, fix: str = "") -> dict[str, str]
 
 def _docker_checks() -> tuple[list[dict[str, str]], bool]:
     """Checks of the Docker side; returns them and whether a Docker sandbox can start."""
-    from expagent.sandbox.docker import endpoint, make_client, short_reason
+    from expagent.sandbox.docker_client import endpoint, make_client, short_reason
 
     checks = []
     try:

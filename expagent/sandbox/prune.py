@@ -40,7 +40,7 @@ def leftover_containers(client: Any, include_alive: bool = False) -> list[dict[s
 
 
 def prune_sandboxes(include_alive: bool = False, include_setup_images: bool = False, dry_run: bool = False) -> dict:
-    from expagent.sandbox.docker import connect, remove_container
+    from expagent.sandbox.docker_client import connect, remove_container
 
     client = connect()
     try:
