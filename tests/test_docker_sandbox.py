@@ -350,3 +350,21 @@ def test_interrupted_fix_run_leaves_no_container(client, tmp_path, isolated_home
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "Traceback" not in err
     assert client.api.containers(all=True, filters=label) == []
+
+
+def test_doctor_and_build_with_a_live_daemon(client):
+    import json
+
+    from expagent.sandbox import images
+
+    report = json.loads(run_cli("sandbox", "doctor", "--json").stdout)
+    status = {c["name"]: c["status"] for c in report["checks"]}
+    assert status["docker daemon"] == "ok" and report["auto"] == "docker"
+    assert status["agent image"] == "ok" and report["docker_usable"]
+    # the image exists, so build is a cache hit: it names the same hash-tagged image and builds nothing
+    present = images.find_default_image(client)
+    offline = present == images.agent_image_tag(images.offline_base_tag())
+    started = time.monotonic()
+    built = run_cli("sandbox", "build", "--quiet", *(["--offline"] if offline else []))
+    assert built.returncode == 0, built.stderr
+    assert built.stdout.strip() == present and time.monotonic() - started < 30
