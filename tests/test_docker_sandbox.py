@@ -84,6 +84,11 @@ def test_copy_holds_committed_state_and_diff_applies(client, repo, settings, tmp
         assert sb.run("test -e untracked.txt").exit_code == 1
         with pytest.raises(FileNotFoundError):
             sb.read_file("nope.py")
+        sb.run("ln -s calc.py link.py && mkdir -p d && ln -s ../calc.py d/up.py")
+        assert sb.read_file("link.py") == sb.read_file("d/up.py") == sb.read_file("calc.py")
+        with pytest.raises(IsADirectoryError):
+            sb.read_file("pkg")
+        sb.run("rm link.py d/up.py && rmdir d")
 
         sb.write_file("calc.py", "def add(a, b):\n    return a + b\n")
         sb.write_file("run.sh", "#!/bin/sh\necho bye\n")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import io
+import posixpath
 import shlex
 import signal
 import tarfile
@@ -366,18 +367,23 @@ class DockerSandbox(Sandbox):
 
         self._require_running()
         target = self._abspath(path)
-        try:
-            stream, _stat = self._client.api.get_archive(self.container.id, target)
-            data = b"".join(stream)
-        except docker.errors.NotFound:
-            raise FileNotFoundError(f"no such file in sandbox: {path}") from None
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            member = tar.next()
-            if member is None or not member.isfile():
-                raise IsADirectoryError(f"not a regular file in sandbox: {path}")
-            extracted = tar.extractfile(member)
-            assert extracted is not None
-            return extracted.read().decode("utf-8", errors="replace")
+        for _ in range(8):  # symbolic links are followed, a few levels deep
+            try:
+                stream, _stat = self._client.api.get_archive(self.container.id, target)
+                data = b"".join(stream)
+            except docker.errors.NotFound:
+                raise FileNotFoundError(f"no such file in sandbox: {path}") from None
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                member = tar.next()
+                if member is not None and member.issym():
+                    target = posixpath.normpath(posixpath.join(posixpath.dirname(target), member.linkname))
+                    continue
+                if member is None or not member.isfile():
+                    raise IsADirectoryError(f"not a regular file in sandbox: {path}")
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                return extracted.read().decode("utf-8", errors="replace")
+        raise SandboxError(f"too many levels of symbolic links: {path}")
 
     def write_file(self, path: str, content: str) -> None:
         self._require_running()
