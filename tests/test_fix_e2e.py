@@ -38,6 +38,9 @@ def test_fix_end_to_end_and_replay(buggy_repo, tmp_path, isolated_home, sandbox_
     assert "2 passed" in traj["steps"][3]["actions"][0]["output"]
     assert traj["totals"]["prompt_tokens"] == 1000 and traj["totals"]["cost"] is None
     assert traj["patch"] == patch and traj["memory"]["injected"] == []
+    # the verdict comes from the repository's tests, run before and after the patch in the sandbox
+    assert traj["outcome"]["verdict"] == "resolved" and traj["outcome"]["method"] == "tests"
+    assert traj["outcome"]["fixed"] == ["test_calc.py::test_add"]
 
     # the patch really fixes the bug: apply it to a clean clone and run the tests
     clone = tmp_path / "clone"

@@ -135,8 +135,8 @@ class Verifier:
             command = detect_test_command(Path(sandbox.workdir))
         elif not command:
             probe = sandbox.run("ls -a", timeout=30).output.split()
-            if any(name in probe for name in ("tests", "test", "pytest.ini", "conftest.py", "setup.py",
-                                               "pyproject.toml")):
+            if any(name in ("tests", "test", "pytest.ini", "conftest.py", "setup.py", "pyproject.toml")
+                   or name.startswith("test_") or name.endswith("_test.py") for name in probe):
                 command = "python -m pytest -rA -q -p no:cacheprovider"
         if not patch.strip():
             return {"verdict": "unknown", "method": "none", "reason": "no patch to verify"}

@@ -1,0 +1,210 @@
+"""The experience loop's parts: abstention, stripping injected memory, distillation, evidence, consolidation,
+undo, prune, verdicts. Real Chroma store, scripted models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import write_script
+from expagent.agent.prompting import build_messages
+from expagent.agent.tools import ToolBox
+from expagent.config import Settings
+from expagent.experience import prepare_context
+from expagent.experience.distill import distill, distill_prompt, parse_distillation, task_specific
+from expagent.experience.maintain import JOURNAL, consolidate, prune, undo_merge
+from expagent.experience.verify import decide, split_patch
+from expagent.memory.records import Episode, Lesson
+from expagent.memory.store import MemoryStore
+from expagent.models import make_model
+
+
+@pytest.fixture
+def store(isolated_home):
+    with MemoryStore.open(home=isolated_home) as opened:
+        yield opened
+
+
+def _episode(issue, instance, repo="acme/calc", files=("calc/arith.py",)):
+    return Episode(repo=repo, issue=issue, instance_id=instance, files=list(files), symbols=["div"],
+                   patch="diff --git a/calc/arith.py b/calc/arith.py\n", outcome="resolved", outcome_source="tests",
+                   created_at="2024-01-01T00:00:00Z")
+
+
+def test_abstention_leaves_the_prompt_byte_identical(store, buggy_repo):
+    store.add_episode(_episode("The HTML renderer drops unicode characters from table headers", "x-1",
+                               repo="acme/web", files=("web/render.py",)), "test")
+    settings = Settings(memory="on", repo_map=False)
+    context = prepare_context("add(2, 3) returns -1 instead of 5 in calc", buggy_repo, settings, store=store,
+                              repo_name="acme/calc", build_map=False)
+    assert context.hits == [] and not context.experience
+    schemas = ToolBox().schemas()
+    with_memory = build_messages("issue", workdir="/w", protocol="text", tool_schemas=schemas,
+                                 experience=context.experience)
+    without = build_messages("issue", workdir="/w", protocol="text", tool_schemas=schemas)
+    assert with_memory == without
+
+
+def test_relevant_experience_is_injected_with_provenance(store, buggy_repo):
+    episode = _episode("div(1, 0) raises ZeroDivisionError instead of ValueError", "calc-1")
+    store.add_episode(episode, "test")
+    lesson = Lesson(applies_when="a division helper gets a zero divisor", advice="raise ValueError('division by zero')",
+                    scope="acme/calc", source_episodes=[episode.id], created_at="2024-01-01T00:00:00Z")
+    store.add_lesson(lesson, "test")
+    settings = Settings(memory="on", repo_map=False)
+    context = prepare_context("div(4, 0) crashes with ZeroDivisionError; expected ValueError", buggy_repo,
+                              settings, store=store, repo_name="acme/calc", build_map=False)
+    assert set(context.experience.ids) == {episode.id, lesson.id}
+    messages = build_messages("issue", workdir="/w", protocol="native", tool_schemas=[],
+                              experience=context.experience)
+    assert f"[{lesson.id}, success lesson v1, scope acme/calc, from 1 verified run]" in messages[0]["content"]
+    assert "judge it against this issue" in messages[0]["content"]
+    assert f'<repair id="{episode.id}"' in messages[1]["content"]
+    # leakage guards: the task itself and anything from its future are never shown
+    settings_semantic = Settings(memory="semantic", repo_map=False)
+    only_lessons = prepare_context("div(4, 0) crashes with ZeroDivisionError; expected ValueError", buggy_repo,
+                                   settings_semantic, store=store, repo_name="acme/calc", build_map=False)
+    assert only_lessons.experience.ids == [lesson.id]
+    past = prepare_context("div(4, 0) crashes with ZeroDivisionError; expected ValueError", buggy_repo, settings,
+                           store=store, repo_name="acme/calc", before="2023-12-31T00:00:00Z", build_map=False)
+    assert past.hits == []
+
+
+def test_injected_memory_is_stripped_before_distillation():
+    secret_lesson = "ALWAYS-CHECK-THE-FROBNICATOR"
+    trajectory = {
+        "issue": {"text": "div by zero"}, "repo": {"base_commit": "abc"}, "patch": "diff --git a/x b/x\n",
+        "messages": [{"role": "system", "content": f"Lessons: {secret_lesson}"},
+                     {"role": "user", "content": f"<past_repairs>{secret_lesson}</past_repairs>"}],
+        "steps": [{"actions": [
+            {"tool": "recall", "arguments": {"query": "zero"}, "output": f"From memory: {secret_lesson}"},
+            {"tool": "bash", "arguments": {"command": "pytest"}, "output": "1 passed"}]}],
+    }
+    prompt = distill_prompt(trajectory, {"verdict": "resolved", "reason": "tests"}, ["x"])
+    assert secret_lesson not in prompt
+    assert "[memory recall omitted]" in prompt and "1 passed" in prompt
+
+
+def test_distillation_retries_once_then_stores_without_lessons(tmp_path):
+    trajectory = {"issue": {"text": "bug"}, "repo": {"base_commit": "abc"}, "patch": "", "steps": []}
+    verdict = {"verdict": "resolved", "method": "tests"}
+    good = json.dumps({"summary": {"fault_location": "f"}, "lessons": [
+        {"kind": "success", "scope": "general", "applies_when": "w", "advice": "a"}]})
+    model = make_model(Settings(model=f"scripted:{write_script(tmp_path / 'a.json', ['not json', good])}"))
+    result = distill(trajectory, verdict, [], [], model=model, instance_id=None, want_lessons=True)
+    assert result.summary.fault_location == "f" and result.lessons[0]["advice"] == "a"
+    bad_script = write_script(tmp_path / "b.json", ["nope", json.dumps({"x": 1})])
+    model = make_model(Settings(model=f"scripted:{bad_script}"))
+    notes = []
+    result = distill(trajectory, verdict, [], [], model=model, instance_id=None, want_lessons=True,
+                     notice=notes.append)
+    assert result.lessons == [] and "malformed" in result.note and any("without lessons" in n for n in notes)
+
+
+def test_task_specific_lessons_are_dropped():
+    assert task_specific("see django__django-1234", instance_id="django__django-1234", base_commit="", files=[],
+                         scope="repo")
+    assert task_specific("as in #4521", instance_id=None, base_commit="", files=[], scope="repo")
+    assert task_specific("edit src/x.py", instance_id=None, base_commit="", files=["src/x.py"], scope="general")
+    assert task_specific("edit src/x.py", instance_id=None, base_commit="", files=["src/x.py"], scope="repo") is None
+    reply = json.dumps({"summary": {}, "lessons": [
+        {"kind": "failure", "scope": "general", "applies_when": "deadbeefcafe1234 broke", "advice": "x"},
+        {"kind": "failure", "scope": "general", "applies_when": "tests hang", "advice": "use a timeout"}]})
+    _summary, lessons, rejected = parse_distillation(reply, instance_id=None, base_commit="", files=[],
+                                                     verdict="unresolved")
+    assert [l["advice"] for l in lessons] == ["use a timeout"] and len(rejected) == 1
+
+
+def _lesson(advice, when, created="2024-01-01T00:00:00Z", episodes=()):
+    return Lesson(applies_when=when, advice=advice, scope="general", source_episodes=list(episodes),
+                  created_at=created)
+
+
+def test_consolidation_history_and_undo(store, tmp_path):
+    e1, e2 = _episode("a", "i-1"), _episode("b", "i-2")
+    store.add_episode(e1, "t")
+    store.add_episode(e2, "t")
+    a = _lesson("run the failing test before editing code", "a test fails after a change", episodes=[e1.id])
+    b = _lesson("run the failing test before you edit any code", "a test fails after a change",
+                created="2024-01-02T00:00:00Z", episodes=[e2.id])
+    other = _lesson("pin the random seed", "results differ between runs of the same test")
+    for lesson in (a, b, other):
+        store.add_lesson(lesson, "t")
+    planned = consolidate(store, None, dry_run=True)
+    assert [sorted(p["members"]) for p in planned] == [sorted([a.id, b.id])]
+    assert all(l.status == "active" for l in store.list(kind="lesson"))  # a dry run changes nothing
+
+    merged_reply = json.dumps({"applies_when": "a test fails after a change",
+                               "advice": "run the failing test first, before editing any code"})
+    model = make_model(Settings(model=f"scripted:{write_script(tmp_path / 'm.json', [merged_reply])}"))
+    [entry] = consolidate(store, model)
+    merged = store.get(entry["merged_into"])
+    assert merged.status == "active" and merged.version == 2
+    assert sorted(merged.provenance["merged_from"]) == sorted([a.id, b.id])
+    assert sorted(merged.source_episodes) == sorted([e1.id, e2.id])
+    for old in (a.id, b.id):
+        kept = store.get(old)
+        assert kept.status == "retired" and kept.retired_reason == f"merged into {merged.id}"
+    assert store.get(other.id).status == "active" and len(store.list(kind="episode")) == 2
+    actions = [getattr(h, "action", None) or h["action"] for h in store.history(a.id)]
+    assert actions[0] == "add" and "retire" in actions
+
+    restored = undo_merge(store, a.id)
+    assert sorted(restored) == sorted([a.id, b.id])
+    assert store.get(a.id).status == "active" and store.get(merged.id).status == "retired"
+
+
+def test_interrupted_consolidation_is_rolled_forward(store, tmp_path):
+    a = _lesson("check the return type", "a function returns the wrong type")
+    b = _lesson("check the return type first", "a function returns the wrong type", created="2024-01-02T00:00:00Z")
+    store.add_lesson(a, "t")
+    store.add_lesson(b, "t")
+    reply = json.dumps({"applies_when": "a function returns the wrong type", "advice": "check the return type"})
+    model = make_model(Settings(model=f"scripted:{write_script(tmp_path / 'm.json', [reply])}"))
+    calls = []
+
+    def crash(member_id):
+        calls.append(member_id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # after the first member was retired
+
+    with pytest.raises(KeyboardInterrupt):
+        consolidate(store, model, _before_each=crash)
+    assert (Path(store.memory_dir) / JOURNAL).is_file()
+    assert consolidate(store, None) == []  # the next run finishes the merge first; nothing left to merge
+    assert not (Path(store.memory_dir) / JOURNAL).exists()
+    active = [l for l in store.list(kind="lesson") if l.status == "active"]
+    assert len(active) == 1 and sorted(active[0].provenance["merged_from"]) == sorted([a.id, b.id])
+    assert {store.get(a.id).status, store.get(b.id).status} == {"retired"}
+
+
+def test_prune_dry_run_then_retire(store):
+    bad = _lesson("always rewrite the whole module", "any bug")
+    good = _lesson("read the traceback's last frame first", "an exception is raised")
+    store.add_lesson(bad, "t")
+    store.add_lesson(good, "t")
+    for _ in range(4):
+        store.record_usage([bad.id], resolved=False)
+        store.record_usage([good.id], resolved=True)
+    preview = prune(store, dry_run=True)
+    assert [p["id"] for p in preview] == [bad.id] and store.get(bad.id).status == "active"
+    prune(store)
+    assert store.get(bad.id).status == "retired" and store.get(good.id).status == "active"
+    assert store.get(bad.id).retired_reason.startswith("pruned")
+
+
+def test_verdicts_from_two_test_runs():
+    def run(code, results):
+        return {"exit_code": code, "results": results}
+
+    assert decide(run(1, {"t::a": "FAILED", "t::b": "PASSED"}), run(0, {"t::a": "PASSED", "t::b": "PASSED"}))[0] == "resolved"
+    assert decide(run(0, {"t::a": "PASSED"}), run(1, {"t::a": "FAILED"}))[0] == "unresolved"
+    assert decide(run(0, {"t::a": "PASSED"}), run(0, {"t::a": "PASSED"}))[0] == "unknown"
+    # a reproduction test the agent added counts: missing before, passing after
+    assert decide(run(0, {"t::a": "PASSED"}), run(0, {"t::a": "PASSED", "t::new": "PASSED"}))[0] == "resolved"
+    assert decide(run(2, {}), run(0, {}))[0] == "resolved"
+    tests, source, files = split_patch(
+        "diff --git a/src/m.py b/src/m.py\n+x\ndiff --git a/tests/test_m.py b/tests/test_m.py\n+y\n")
+    assert files == ["tests/test_m.py"] and "src/m.py" in source and "tests/test_m.py" in tests
