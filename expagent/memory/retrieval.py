@@ -7,11 +7,12 @@ none. How a hit is scored:
    (``tokens.code_tokens``), both under the same filters: kind, status active, ``created_ts < before``
    (a replay never sees the future), ``instance_id != exclude_instance``, and, when ``repo`` is given, records of
    that repo or general lessons (never other repos' episodes).
-2. Each candidate gets ``relevance = w_dense * cosine + w_lex * bm25_share + w_keys * key_match`` where
+2. Each candidate gets ``relevance`` = the weighted mean of ``cosine``, ``bm25_share`` and ``key_match`` where
    ``bm25_share`` is its BM25 score divided by the best possible match (the query's own weight: sum of its terms'
    idf times the saturation limit), so it is comparable across queries, and ``key_match`` measures how many code
    keys of the issue (files and symbols named in its text, plus ``keys`` given by the caller, e.g. from code
-   intelligence) the record's files/symbols contain.
+   intelligence) the record's files/symbols contain. Records without files/symbols (lessons) are scored on the
+   other two signals only.
 3. Usefulness re-rank: relevance is multiplied by ``0.85 + 0.3 * usefulness`` (usefulness 0.5 = never injected:
    neutral; items that went with resolved runs rise, others sink).
 4. Abstention: hits below ``floor`` are dropped, so an unfamiliar issue gets nothing rather than noise.
@@ -37,10 +38,12 @@ from expagent.memory.tokens import code_tokens, mentioned_keys
 
 @dataclass(frozen=True)
 class RetrievalSettings:
-    w_dense: float = 0.5
-    w_lex: float = 0.3
-    w_keys: float = 0.4
-    floor: float = 0.45
+    # relevance is the weighted mean of the three signals (each roughly 0..1); equal weights ranked best on
+    # the benchmark, and the floor is the lowest value at which abstention reaches 0.80 there
+    w_dense: float = 1.0
+    w_lex: float = 1.0
+    w_keys: float = 1.0
+    floor: float = 0.257
     candidates: int = 40
     usefulness_weight: float = 0.3
 
@@ -230,7 +233,11 @@ def score_candidates(store: Any, query: str, *, repo: str | None = None,
             raw_lex = float(lex[pos[item_id]])
         share = min(1.0, (raw_lex or 0.0) / ceiling)
         key = _key_match(q_files, q_symbols, strong_files, strong_symbols, meta)
-        relevance = cfg.w_dense * cos + cfg.w_lex * share + cfg.w_keys * key
+        # a weighted mean over the signals that apply: lessons have no files/symbols, so for them the key
+        # signal is left out rather than counted as a zero (which would sink every lesson below the floor)
+        has_keys = bool(json.loads(meta.get("files") or "[]") or json.loads(meta.get("symbols") or "[]"))
+        weight = cfg.w_dense + cfg.w_lex + (cfg.w_keys if has_keys else 0.0)
+        relevance = (cfg.w_dense * cos + cfg.w_lex * share + (cfg.w_keys * key if has_keys else 0.0)) / weight
         n_res, n_unres = int(meta.get("n_resolved") or 0), int(meta.get("n_unresolved") or 0)
         useful = (n_res + 1) / (n_res + n_unres + 2)
         factor = 1.0 - cfg.usefulness_weight / 2 + cfg.usefulness_weight * useful

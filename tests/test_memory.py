@@ -1,0 +1,354 @@
+"""Experience memory: records, offline embeddings, the embedded Chroma store, retrieval, import/export, audit,
+concurrent writers. Everything runs for real (Chroma, onnxruntime); nothing is mocked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from expagent.errors import ExpagentError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _patch(path: str, header: str, old: str, new: str) -> str:
+    return (f"diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n@@ -10,3 +10,3 @@ {header}\n"
+            f"     context_line = 1\n-    {old}\n+    {new}\n     return value\n")
+
+
+# A small made-up history of one project, SWE-bench style (times in order).
+HISTORY = [
+    dict(repo="acme/shop", instance_id="acme__shop-101", base_commit="a" * 40, created_at="2021-01-01T00:00:00Z",
+         problem_statement="Cart.total() ignores discount codes when the cart has a single item. "
+                           "Calling cart.total() after apply_discount('SAVE10') returns the full price.",
+         patch=_patch("shop/cart.py", "def total(self):", "value = sum(self.prices)",
+                      "value = sum(self.prices) - self.discount")),
+    dict(repo="acme/shop", instance_id="acme__shop-102", base_commit="b" * 40, created_at="2021-02-01T00:00:00Z",
+         problem_statement="Invoice PDF export crashes with UnicodeEncodeError for customer names with accents "
+                           "in shop/invoice.py render_pdf.",
+         patch=_patch("shop/invoice.py", "def render_pdf(invoice):", "text = name.encode('latin-1')",
+                      "text = name.encode('utf-8')")),
+    dict(repo="acme/shop", instance_id="acme__shop-103", base_commit="c" * 40, created_at="2021-03-01T00:00:00Z",
+         problem_statement="Cart.total() returns a negative number when apply_discount is used twice with the "
+                           "same code; the discount must not stack.",
+         patch=_patch("shop/cart.py", "def apply_discount(self, code):", "self.discount += amount",
+                      "self.discount = max(self.discount, amount)")),
+    dict(repo="other/lib", instance_id="other__lib-7", base_commit="d" * 40, created_at="2021-01-15T00:00:00Z",
+         problem_statement="Cart.total() in the demo app ignores discount codes for single items.",
+         patch=_patch("lib/demo.py", "def total(self):", "return 0", "return 1")),
+]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from expagent.memory.embedding import make_embedder
+
+    return make_embedder("minilm-int8")
+
+
+@pytest.fixture
+def store(tmp_path):
+    from expagent.memory.store import MemoryStore
+
+    s = MemoryStore.open(home=tmp_path / "home")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def seeded(store, tmp_path):
+    from expagent.memory.swebench import import_swebench
+
+    added, present, problems = import_swebench(store, write_jsonl(tmp_path / "seed.jsonl", HISTORY))
+    assert len(added) == len(HISTORY) and present == 0 and problems == []
+    return store
+
+
+# ------------------------------------------------------------------------------------------------- embeddings
+def test_offline_embeddings_are_normalised_and_meaningful(embedder):
+    import numpy as np
+
+    v = np.array(embedder.embed(["The cart total ignores the discount code",
+                                 "Discount codes are not applied to the cart total",
+                                 "Segmentation fault in the image decoder on big PNG files",
+                                 ""]))
+    assert v.shape == (4, 384)
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
+    assert v[0] @ v[1] > 0.7 > v[0] @ v[2]
+
+
+def test_embedding_mismatch_is_a_clear_error(store):
+    from expagent.memory.embedding import EmbeddingError
+    from expagent.memory.store import MemoryStore
+
+    with pytest.raises(EmbeddingError, match="built with embedding model 'minilm-int8'"):
+        MemoryStore.open(home=store.memory_dir.parent, embedding="litellm:text-embedding-3-small")
+    with pytest.raises(EmbeddingError, match="unknown embedding model"):
+        MemoryStore.open(home=store.memory_dir.parent, embedding="word2vec")
+
+
+def test_chroma_collection_uses_our_embedding_function(store):
+    # Chroma must never fall back to its default (downloading) model: its stored config names ours
+    collection = store.collection
+    assert collection.metadata["embedding_model"] == "minilm-int8"
+    assert collection._embedding_function.name() == "expagent"
+    vectors = collection._embedding_function(["hello world"])
+    assert len(vectors[0]) == 384
+
+
+# ------------------------------------------------------------------------------------------------- records
+def test_records_round_trip_and_validate():
+    from expagent.memory.records import Episode, Lesson, RecordError, record_from_dict
+
+    ep = Episode(repo="a/b", issue="x", patch="p" * 30_000, outcome="resolved", outcome_source="tests",
+                 files=["a.py"], symbols=["f"], provenance={"source": "run"})
+    assert ep.patch_truncated and len(ep.patch) <= 20_000
+    assert record_from_dict(json.loads(json.dumps(ep.to_dict()))) == ep
+    assert ep.id.startswith("ep-") and Episode(repo="a/b", issue="x", patch="p" * 30_000).id == ep.id
+    lesson = Lesson(applies_when="w", advice="a", source_episodes=[ep.id])
+    assert record_from_dict(lesson.to_dict()) == lesson
+    with pytest.raises(RecordError, match="outcome"):
+        Episode(repo="a/b", issue="x", outcome="great")
+    with pytest.raises(RecordError, match="unknown field"):
+        record_from_dict({**lesson.to_dict(), "colour": "red"})
+    with pytest.raises(RecordError, match="schema_version"):
+        record_from_dict({**lesson.to_dict(), "schema_version": 99})
+
+
+# ------------------------------------------------------------------------------------------------- store
+def test_import_swebench_makes_reference_fix_episodes(seeded):
+    episodes = {e.instance_id: e for e in seeded.list(kind="episode")}
+    ep = episodes["acme__shop-101"]
+    assert ep.outcome == "resolved" and ep.outcome_source == "reference_fix"
+    assert ep.files == ["shop/cart.py"] and "total" in ep.symbols
+    assert ep.created_at.startswith("2021-01-01")
+    assert ep.provenance["source"] == "swebench-import" and ep.provenance["line"] == 1
+    assert [h.action for h in seeded.history(ep.id)] == ["add"]
+
+
+def test_reimport_adds_nothing(seeded, tmp_path):
+    from expagent.memory.swebench import import_swebench
+
+    added, present, _ = import_swebench(seeded, write_jsonl(tmp_path / "again.jsonl", HISTORY))
+    assert added == [] and present == len(HISTORY)
+    assert seeded.count() == len(HISTORY)
+
+
+def test_lessons_version_retire_restore_usage_evidence_and_audit(seeded):
+    from expagent.memory.records import Lesson
+    from expagent.memory.store import MemoryError_, UnknownRecord
+
+    eps = {e.instance_id: e for e in seeded.list(kind="episode")}
+    lesson = Lesson(applies_when="a discount is applied to a cart", advice="check Cart.total for stacking",
+                    lesson_kind="contrast", scope="acme/shop", source_episodes=[eps["acme__shop-101"].id])
+    seeded.add_lesson(lesson, actor="test")
+    seeded.add_evidence(lesson.id, eps["acme__shop-103"].id, actor="test")
+    assert seeded.get(lesson.id).source_episodes == [eps["acme__shop-101"].id, eps["acme__shop-103"].id]
+
+    seeded.record_usage([lesson.id], resolved=True)
+    seeded.record_usage([lesson.id], resolved=False)
+    seeded.record_usage([lesson.id], resolved=None)
+    got = seeded.get(lesson.id)
+    assert (got.times_retrieved, got.injected_resolved, got.injected_unresolved) == (3, 1, 1)
+    assert got.usefulness == pytest.approx(0.5)
+
+    new_id = seeded.add_lesson_version(lesson.id, Lesson(applies_when="a discount is applied twice",
+                                                         advice="discounts must not stack", scope="acme/shop"),
+                                       actor="test")
+    old, new = seeded.get(lesson.id), seeded.get(new_id)
+    assert old.status == "retired" and old.superseded_by == new_id
+    assert new.supersedes == lesson.id and new.version == 2 and len(new.source_episodes) == 2
+
+    seeded.restore(lesson.id, actor="test")
+    assert seeded.get(lesson.id).status == "active"
+    seeded.retire(lesson.id, actor="test", reason="wrong")
+    assert seeded.get(lesson.id).retired_reason == "wrong"
+    assert [h.action for h in seeded.history(lesson.id)] == [
+        "add", "evidence", "usage", "usage", "usage", "retire", "restore", "retire"]
+    assert all(h.actor for h in seeded.history(lesson.id))
+
+    with pytest.raises(MemoryError_, match="immutable"):
+        seeded.retire(eps["acme__shop-101"].id, actor="test", reason="no")
+    with pytest.raises(UnknownRecord):
+        seeded.get("ls-doesnotexist")
+    with pytest.raises(UnknownRecord):
+        seeded.record_usage(["ep-nope"], resolved=True)
+
+
+def test_find_similar_lessons(store):
+    from expagent.memory.records import Lesson
+
+    a = Lesson(applies_when="tests fail with an ImportError after moving a module", advice="update the imports")
+    store.add_lesson(a, actor="test")
+    similar = store.find_similar_lessons("an ImportError in tests after a module was moved", threshold=0.7)
+    assert [lesson.id for lesson, _ in similar] == [a.id]
+    assert store.find_similar_lessons("the chart legend overlaps the axis labels", threshold=0.7) == []
+
+
+def test_delete_is_audited_with_the_record(seeded):
+    ep = seeded.list(kind="episode")[0]
+    seeded.delete(ep.id, actor="tester")
+    assert not seeded.exists(ep.id)
+    last = seeded.history(ep.id)[-1]
+    assert last.action == "delete" and last.actor == "tester" and last.detail["record"]["id"] == ep.id
+
+
+def test_audit_log_is_append_only(seeded):
+    import sqlite3
+
+    conn = sqlite3.connect(seeded.memory_dir / "audit.sqlite")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("DELETE FROM audit")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("UPDATE audit SET actor = 'x'")
+
+
+# ------------------------------------------------------------------------------------------------- retrieval
+def test_search_finds_the_related_fix_first(seeded):
+    from expagent.memory.retrieval import retrieve
+
+    hits = retrieve(seeded, "Cart.total() is wrong after apply_discount with a coupon code", repo="acme/shop", k=3)
+    assert hits and hits[0].record.files == ["shop/cart.py"]
+    assert all(h.record.repo == "acme/shop" for h in hits)  # never another repo's episodes
+
+
+def test_search_abstains_on_unrelated_issues(seeded):
+    from expagent.memory.retrieval import retrieve
+
+    assert retrieve(seeded, "The websocket server leaks file descriptors on reconnect", repo="acme/shop") == []
+    assert retrieve(seeded, "Cart.total() ignores discount codes", repo="nobody/else") == []
+
+
+def test_leakage_guards_before_and_exclude_instance(seeded):
+    from expagent.memory.retrieval import retrieve
+
+    query = "Cart.total() returns a negative number when apply_discount is used twice"
+    ids = lambda hits: {h.record.instance_id for h in hits}  # noqa: E731
+    assert "acme__shop-103" in ids(retrieve(seeded, query, repo="acme/shop", floor=0, k=5))
+    # the same query, as a replay of instance 103: neither itself nor anything from its future
+    hits = retrieve(seeded, query, repo="acme/shop", before="2021-03-01T00:00:00Z",
+                    exclude_instance="acme__shop-103", floor=0, k=5)
+    assert ids(hits) <= {"acme__shop-101", "acme__shop-102"} and "acme__shop-101" in ids(hits)
+    assert retrieve(seeded, query, repo="acme/shop", before="2020-12-31", floor=0) == []
+    hits = retrieve(seeded, query, repo="acme/shop", exclude_instance="acme__shop-103", floor=0, k=5)
+    assert "acme__shop-103" not in ids(hits)
+
+
+def test_keys_and_token_budget(seeded):
+    from expagent.memory.retrieval import estimate_tokens, format_hit, retrieve
+
+    query = "Exporting fails for some customers"
+    plain = {h.record.instance_id: h.score for h in retrieve(seeded, query, repo="acme/shop", floor=0, k=5)}
+    keyed = {h.record.instance_id: h.score for h in retrieve(seeded, query, repo="acme/shop", floor=0, k=5,
+                                                              keys={"files": ["shop/invoice.py"]})}
+    assert keyed["acme__shop-102"] > plain["acme__shop-102"]
+    assert keyed["acme__shop-101"] == pytest.approx(plain["acme__shop-101"])
+    hits = retrieve(seeded, query, repo="acme/shop", floor=0, k=5)
+    one = estimate_tokens(format_hit(hits[0]))
+    budgeted = retrieve(seeded, query, repo="acme/shop", floor=0, k=5, token_budget=one)
+    assert len(budgeted) == 1 and budgeted[0].id == hits[0].id
+
+
+def test_usefulness_reranks(seeded):
+    from expagent.memory.retrieval import retrieve
+
+    query = "Cart.total() and apply_discount are wrong"
+    before = {h.id: h.score for h in retrieve(seeded, query, repo="acme/shop", floor=0, k=5)}
+    winner = next(iter(before))
+    for _ in range(5):
+        seeded.record_usage([winner], resolved=False)
+    after = {h.id: h.score for h in retrieve(seeded, query, repo="acme/shop", floor=0, k=5)}
+    assert after[winner] < before[winner]
+
+
+def test_retired_lessons_are_not_retrieved_and_general_lessons_are(store):
+    from expagent.memory.records import Lesson
+    from expagent.memory.retrieval import retrieve
+
+    general = Lesson(applies_when="a test fails only on Windows because of path separators",
+                     advice="use os.path.join or pathlib instead of '/' string concatenation")
+    store.add_lesson(general, actor="test")
+    query = "test_paths fails on Windows: backslash vs slash path separators"
+    assert [h.id for h in retrieve(store, query, repo="any/repo")] == [general.id]
+    store.retire(general.id, actor="test", reason="obsolete")
+    assert retrieve(store, query, repo="any/repo", floor=0) == []
+
+
+# ------------------------------------------------------------------------------------------------- export/import
+def test_export_import_round_trip_is_exact(seeded, tmp_path):
+    from expagent.memory.records import Lesson
+    from expagent.memory.store import MemoryStore
+    from expagent.memory.transfer import export_jsonl, import_jsonl
+
+    lesson = Lesson(applies_when="w", advice="a", scope="acme/shop")
+    seeded.add_lesson(lesson, actor="test")
+    seeded.record_usage([lesson.id], resolved=True)
+    for with_embeddings in (False, True):
+        first = tmp_path / f"export-{with_embeddings}.jsonl"
+        export_jsonl(seeded, first, with_embeddings=with_embeddings)
+        other = MemoryStore.open(home=tmp_path / f"other-{with_embeddings}")
+        added, present, problems = import_jsonl(other, first)
+        assert len(added) == len(HISTORY) + 1 and present == 0 and problems == []
+        second = tmp_path / f"again-{with_embeddings}.jsonl"
+        export_jsonl(other, second, with_embeddings=with_embeddings)
+        assert sorted(first.read_text().splitlines()) == sorted(second.read_text().splitlines())
+        assert other.get(lesson.id).injected_resolved == 1
+
+
+def test_malformed_jsonl_imports_nothing_unless_skip_bad(store, tmp_path):
+    from expagent.memory.jsonl import BadInput
+    from expagent.memory.swebench import import_swebench
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(HISTORY[0]) + "\n{not json\n" + json.dumps({**HISTORY[1], "patch": None}) + "\n")
+    with pytest.raises(BadInput, match=r"bad\.jsonl:2: "):
+        import_swebench(store, bad)
+    assert store.count() == 0
+    added, _present, problems = import_swebench(store, bad, skip_bad=True)
+    assert len(added) == 1 and len(problems) == 2 and problems[1].startswith(f"{bad}:3: ")
+
+
+# ------------------------------------------------------------------------------------------------- concurrency
+WRITER = textwrap.dedent("""
+    import sys
+    from expagent.memory.records import Episode
+    from expagent.memory.store import MemoryStore
+    home, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    store = MemoryStore.open(home=home)
+    for i in range(n):
+        store.add_episode(Episode(repo="r/x", issue=f"writer {tag} issue {i}: parser fails on input {i}",
+                                  instance_id=f"{tag}-{i}"), actor=f"writer-{tag}")
+    print(store.count())
+""")
+
+
+def test_two_processes_writing_the_same_store(tmp_path):
+    from expagent.memory.retrieval import retrieve
+    from expagent.memory.store import MemoryStore
+
+    home = tmp_path / "shared"
+    MemoryStore.open(home=home).close()  # create it first, as a user's first command would
+    n = 15
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(home), tag, str(n)], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for tag in ("A", "B")]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+    store = MemoryStore.open(home=home)
+    episodes = store.list(kind="episode")
+    assert len(episodes) == 2 * n == store.count()
+    assert {e.instance_id for e in episodes} == {f"{t}-{i}" for t in "AB" for i in range(n)}
+    actors = [h.actor for h in store.audit.history()]
+    assert actors.count("writer-A") == n and actors.count("writer-B") == n
+    hits = retrieve(store, "writer B issue 7: parser fails on input 7", repo="r/x", floor=0, k=1)
+    assert hits[0].record.instance_id == "B-7"
