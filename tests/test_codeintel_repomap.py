@@ -150,6 +150,12 @@ def test_patch_catalog_proxy_and_overlap():
     catalog.add({"django/forms/fields.py": ["DateField.to_python"]})
     keys = likely_keys_from_issue("bulk_create ignores batch_size when ignore_conflicts is set", catalog)
     assert keys == {"files": ["django/db/models/query.py"], "symbols": ["QuerySet.bulk_create"]}
+    # generic names and plain words are not keys on their own
+    catalog.add({"django/core/paginator.py": ["Paginator.__iter__", "Paginator.page"]})
+    assert likely_keys_from_issue("iterating calls __iter__ twice", catalog) == {"files": [], "symbols": []}
+    assert likely_keys_from_issue("the page is blank", catalog) == {"files": [], "symbols": []}
+    assert likely_keys_from_issue("`Paginator.__iter__` yields pages twice", catalog)["symbols"] == [
+        "Paginator.__iter__"]
     same = key_overlap(keys, ["django/db/models/query.py"], ["QuerySet.bulk_create"])
     other = key_overlap(keys, ["django/forms/fields.py"], ["DateField.to_python"])
     unqualified = key_overlap(keys, ["x.py"], ["bulk_create"])

@@ -77,7 +77,7 @@ def _is_peripheral(path: str) -> bool:
 
 
 @lru_cache(maxsize=1)
-def _generic_names() -> frozenset[str]:
+def generic_names() -> frozenset[str]:
     """Names whose references say nothing about which file is meant: builtins and methods of builtin types.
 
     A reference to ``name`` or ``append`` is almost never a reference to this repository's ``Foo.append``.
@@ -127,7 +127,7 @@ def _graph(index: Any) -> _Graph:
                 seen.add(d.name)
                 defines[d.name].append(file_id[path])
 
-    generic = _generic_names()
+    generic = generic_names()
     keys: dict[tuple[int, str], int] = {}
     names: dict[str, int] = {}
     src_l: list[int] = []
