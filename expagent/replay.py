@@ -55,11 +55,35 @@ def task_streams(tasks: list) -> "OrderedDict[str, list]":
     return streams
 
 
+ORACLE = "oracle"
+
+
+def oracle_model(task):
+    """The offline demo's stand-in for an LLM: it applies the task's reference fix, then submits.
+
+    It measures the harness (sandbox, grader, memory), never an agent; runs that use it are labelled.
+    """
+    from expagent.models.scripted import ReplySource, SourceModel, _response_dict
+
+    if not task.patch:
+        raise ExpagentError(f"the oracle needs the reference patch of {task.instance_id}, which the suite lacks")
+    replies = [
+        {"content": "Offline demo: applying the reference fix.", "tool_calls": [
+            {"name": "bash", "arguments": {"command": f"git apply <<'EXPAGENT_PATCH'\n{task.patch}EXPAGENT_PATCH"}}]},
+        {"content": "Submitting.", "tool_calls": [{"name": "submit", "arguments": {}}]},
+    ]
+    responses = [_response_dict(r, i, "oracle") for i, r in enumerate(replies)]
+    return SourceModel(ORACLE, ReplySource(responses, f"oracle for {task.instance_id}", native_tools=True))
+
+
 def _model_for(settings, task):
-    """The model for one task. ``scripted:DIR`` means one script per task: DIR/<instance_id>.{yaml,yml,json}."""
+    """The model for one task. ``scripted:DIR`` means one script per task: DIR/<instance_id>.{yaml,yml,json};
+    ``oracle`` is the labelled offline demo."""
     from expagent.models import make_model
 
     name = settings.model or ""
+    if name == ORACLE:
+        return oracle_model(task)
     if name.startswith("scripted:") and Path(name.split(":", 1)[1]).is_dir():
         folder = Path(name.split(":", 1)[1])
         for suffix in (".yaml", ".yml", ".json"):
@@ -88,7 +112,11 @@ class Replay:
         # the agent must see the task's environment: a host virtualenv, so the local backend
         self.settings = replace(settings, sandbox="local")
         if not self.settings.model:
-            raise ExpagentError("no model: pass --model (a litellm model string, or scripted:DIR for offline runs)")
+            # no model anywhere: the whole loop still runs, offline and clearly labelled as such
+            self.settings = replace(self.settings, model=ORACLE)
+            console.print("[bold yellow]OFFLINE DEMO[/]: no model configured (--model or EXPAGENT_MODEL), so the "
+                          "'oracle' applies each task's reference fix. The sandbox, grader and memory are real; "
+                          "the results say nothing about an agent.")
         tasks = self.suite.tasks
         if options.instances:
             tasks = [self.suite.task(i) for i in options.instances]
@@ -122,7 +150,8 @@ class Replay:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "run.json", {
             "suite": str(self.suite.root), "suite_name": self.suite.name, "model": self.settings.model,
-            "memory_mode": self.settings.memory, "started_at": stamp, "settings": self.settings.public_dict(),
+            "memory_mode": self.settings.memory, "started_at": stamp,
+            "offline_demo": self.settings.model == ORACLE, "settings": self.settings.public_dict(),
             "tasks": [t.instance_id for stream in self.streams.values() for t in stream],
         })
         return out
