@@ -127,11 +127,18 @@ def materialize(spec: str, dest: Path, tasks: Iterable[Any] = ()) -> str:
     if dest.exists() and any(dest.iterdir()):
         raise PypiSourceError(f"cannot materialize {spec} into {dest}: the directory is not empty")
     archive = download_sdist(spec)
-    _unpack(archive, dest)
-    if (dest / ".git").exists():
-        raise PypiSourceError(f"the sdist of {spec} contains a .git directory; refusing to use it")
-    sha = synth_git.commit_worktree(dest, pristine_message(spec))
-    tasks = list(tasks)
-    if tasks:
-        synth_git.ensure_task_commits(dest, tasks, pristine=sha)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # built beside ``dest`` and renamed into place: an interrupted build never leaves a half repository
+    with tempfile.TemporaryDirectory(prefix=f".{dest.name}.", dir=dest.parent) as tmp:
+        build = Path(tmp) / "repo"
+        _unpack(archive, build)
+        if (build / ".git").exists():
+            raise PypiSourceError(f"the sdist of {spec} contains a .git directory; refusing to use it")
+        sha = synth_git.commit_worktree(build, pristine_message(spec))
+        tasks = list(tasks)
+        if tasks:
+            synth_git.ensure_task_commits(build, tasks, pristine=sha)
+        if dest.exists():
+            dest.rmdir()
+        build.rename(dest)
     return sha

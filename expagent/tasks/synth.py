@@ -45,6 +45,7 @@ _TEST_FILE = re.compile(r"(^|/)(test_[^/]*|[^/]*_test)\.py$")
 _SKIP_DIRS = {"tests", "test", "testing", "docs", "doc", "examples", "example", "benchmarks", "benchmark",
               "bench", "scripts", "tools", ".github", "build", "dist"}
 _SKIP_FILES = {"setup.py", "conftest.py", "noxfile.py", "tasks.py", "_version.py", "version.py", "__main__.py"}
+LOCAL_REPO_DIR = "repo.git"  # a local repository's suite keeps its commits here, beside suite.toml
 BASELINE_TIMEOUT = 900.0  # seconds for one run of the unchanged test suite
 CREATED_BASE = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -140,7 +141,9 @@ def prepare_source(spec: str, work: Path) -> tuple[Source, str]:
     # the user's repository is never touched: tasks are made in a clone
     synth_git.git(work.parent, "clone", "-q", "--no-hardlinks", str(path), str(work))
     synth_git.git(work, "checkout", "-q", "--detach", sha)
-    return Source(repo=f"local/{path.name}", version="0", manifest_source={"path": str(path)}, package=path.name), sha
+    # the suite carries its own bare repository (pristine history + task commits): see export_local_repo
+    return Source(repo=f"local/{path.name}", version="0", manifest_source={"path": LOCAL_REPO_DIR},
+                  package=path.name), sha
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -438,6 +441,7 @@ class Synthesizer:
                 rebuilt = synth_git.commit_patch(work, pristine, gold, synth_git.task_commit_message(instance_id), reverse=True)
                 if rebuilt != base:
                     raise SynthError(f"internal error: rebuilding {instance_id} from its gold patch gave another commit")
+                synth_git.git(work, "update-ref", synth_git.TASK_REF_PREFIX + instance_id, base)
                 statement, origin = cand.statement, "template"
                 if rewrite is not None:
                     rewritten = rewrite(cand.statement, forbidden_words(cand.mutation, cand.fail_to_pass))
@@ -468,7 +472,19 @@ class Synthesizer:
             f"{len(kept)} chain{'s' if len(kept) != 1 else ''} by module)."
         ).replace("  ", " ")
         write_suite(out, name, description, source, recipe, records)
+        if source.manifest_source.get("path") == LOCAL_REPO_DIR:
+            export_local_repo(work, pristine, out / LOCAL_REPO_DIR)
         return records
+
+
+def export_local_repo(work: Path, pristine: str, dest: Path) -> None:
+    """A bare repository at ``dest`` with the pristine history (branch ``main``) and every task commit (tags)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    synth_git.git(dest, "init", "-q", "--bare")
+    synth_git.git(work, "push", "-q", str(dest), f"{pristine}:refs/heads/main",
+                  f"{synth_git.TASK_REF_PREFIX}*:{synth_git.TASK_REF_PREFIX}*")
 
 
 def forbidden_words(mutation: Mutation, f2p: list[str]) -> list[str]:
