@@ -17,7 +17,24 @@ from expagent.sandbox.base import CommandResult, Sandbox
 __all__ = ["CommandResult", "Sandbox", "make_sandbox", "resolve_kind"]
 
 
-def resolve_kind(kind: str, notice: Callable[[str], None] | None = None) -> str:
+def _docker_image_present(settings) -> bool:
+    """Whether the image a docker sandbox would use is already built (auto never starts a build)."""
+    from expagent.sandbox import images
+    from expagent.sandbox.docker_client import make_client
+
+    candidates = [settings.docker_image] if settings is not None and settings.docker_image else \
+        images.default_image_candidates()
+    try:
+        client = make_client(10)
+        try:
+            return any(images.image_exists(client, tag) for tag in candidates)
+        finally:
+            client.close()
+    except Exception:  # the daemon went away between the ping and now: same as no image
+        return False
+
+
+def resolve_kind(kind: str, notice: Callable[[str], None] | None = None, settings=None) -> str:
     """Turn ``auto`` into a concrete backend name; check that an explicit ``docker`` can work."""
     notice = notice or (lambda msg: print(msg, file=sys.stderr))
     if kind == "local":
@@ -32,7 +49,11 @@ def resolve_kind(kind: str, notice: Callable[[str], None] | None = None) -> str:
         return "docker"
     if kind == "auto":
         if docker_available is not None and docker_available():
-            return "docker"
+            if _docker_image_present(settings):
+                return "docker"
+            notice("notice: Docker answers but the sandbox image is not built ('expagent sandbox build'); "
+                   "using the local sandbox")
+            return "local"
         notice("notice: no Docker daemon answered; using the local sandbox (see 'expagent sandbox doctor')")
         return "local"
     raise SandboxUnavailable(f"unknown sandbox backend {kind!r} (choose docker, local or auto)")
@@ -54,7 +75,7 @@ def make_sandbox(
     from expagent.config import Settings
 
     settings = settings or Settings()
-    concrete = resolve_kind(kind, notice)
+    concrete = resolve_kind(kind, notice, settings)
     if concrete == "docker":
         from expagent.sandbox.docker import DockerSandbox
 
