@@ -14,6 +14,9 @@ import pytest
 from expagent.tasks import synth_git
 from expagent.tasks.synth import SynthError, SynthOptions, synthesize
 
+# the host's pytest plugins are not needed here and cost seconds per run
+FAST_PYTEST = "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python -m pytest -rA -p no:cacheprovider"
+
 LIB = '''\
 """A few text and number helpers."""
 
@@ -125,7 +128,7 @@ def home(tmp_path, monkeypatch):
 
 
 def _pytest(checkout: Path, ids: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(checkout), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(checkout), "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *ids], cwd=checkout,
                           capture_output=True, text=True, env=env)
 
@@ -142,7 +145,8 @@ def test_synth_end_to_end_on_a_small_package(tmp_path, home):
     refs_before = _git(repo, "show-ref")
     out = tmp_path / "suite"
     # try every candidate, so that each kind of discard happens
-    report = synthesize(str(repo), out, SynthOptions(n=20, chain_length=20, max_trials_per_module=100, seed=1))
+    report = synthesize(str(repo), out, SynthOptions(n=20, chain_length=20, max_trials_per_module=100, seed=1,
+                                                          test_cmd=FAST_PYTEST))
 
     # bad mutations were discarded and counted: the untested function, the guard every call goes
     # through, and the order-dependent test
@@ -218,7 +222,7 @@ def test_tests_failing_before_mutation_generate_nothing(tmp_path, home):
     })
     out = tmp_path / "suite"
     with pytest.raises(SynthError, match=r"fail before any mutation: 1 failing \(e\.g\. tests/test_helpers.py::test_clamp_high\)"):
-        synthesize(str(repo), out, SynthOptions(n=3))
+        synthesize(str(repo), out, SynthOptions(n=3, test_cmd=FAST_PYTEST))
     assert not out.exists()
 
 
