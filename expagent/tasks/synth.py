@@ -250,7 +250,7 @@ class Synthesizer:
             work = tmp_path / "repo"
             source, pristine = prepare_source(self.spec, work)
             self.echo(f"source: {source.repo} {source.version} at {pristine[:12]}")
-            checkout = tmp_path / "scratch"
+            checkout = self.checkout = tmp_path / "scratch"
             synth_git.git(tmp_path, "clone", "-q", "--no-checkout", str(work), str(checkout))
             synth_git.git(checkout, "checkout", "-q", "--detach", pristine)
             files = _tracked_files(checkout)
@@ -396,19 +396,26 @@ class Synthesizer:
 
     def _statement(self, run: TestRun, f2p: list[str], mutation: Mutation, api: set[str], source: Source):
         failures = parse_failures(run.output)
+        checkout = self.checkout
+
+        def read_file(rel: str) -> str:
+            return (checkout / rel).read_text(encoding="utf-8")
+
         observations: list[Observation] = []
         seen_calls = set()
         for test_id in f2p:
             failure = failure_for(test_id, failures)
-            obs = observe(failure) if failure else None
+            obs = observe(failure, read_file) if failure else None
             if obs is None or obs.call in seen_calls:
                 continue
             seen_calls.add(obs.call)
             observations.append(obs)
-            if len(observations) >= 2:
+            if len(observations) >= 4:
                 break
         if not observations:
             return None, "unclear_symptom"
+        # a reproducer that leans on a test class's attributes (``self.x``) reads worst: show others first
+        observations.sort(key=lambda o: any("self." in line for line in [*o.setup, o.call]))
         statement = write_statement(observations, source.package, source.version if source.version != "0" else "", api)
         if statement_mentions(statement, forbidden_words(mutation, f2p)):
             return None, "statement_leaks"

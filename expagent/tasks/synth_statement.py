@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 _HEADER = re.compile(r"^_{3,} (.+?) _{3,}$")
 _SECTION = re.compile(r"^={3,} (.+?) ={3,}$")
 _FRAME_SEP = re.compile(r"^(_ ){5,}_?\s*$")
-_LOCATION = re.compile(r"^\S[^:]*\.py:\d+: ?(\w*)\s*$")
+_LOCATION = re.compile(r"^(\S[^:]*\.py):(\d+): ?(\w*)\s*$")
 
 
 @dataclass
@@ -33,6 +33,7 @@ class Failure:
     failing_line: int = -1  # index in ``source`` of the line marked ``>``
     error: list[str] = field(default_factory=list)  # the ``E`` lines, without the marker
     exception: str = ""  # the exception type named on the location line
+    location: tuple[str, int] | None = None  # (test file, line) of the failing statement in the test
 
     @property
     def error_line(self) -> str:
@@ -70,8 +71,10 @@ def parse_failures(output: str) -> dict[str, Failure]:
             continue
         location = _LOCATION.match(line)
         if location:
-            if location.group(1):
-                current.exception = location.group(1)
+            if location.group(3):
+                current.exception = location.group(3)
+            if frame == 0:
+                current.location = (location.group(1), int(location.group(2)))
             frame += 1  # whatever follows belongs to another frame
             continue
         if frame == 0:
@@ -107,8 +110,43 @@ class Observation:
     callee_names: list[str] = field(default_factory=list)
 
 
-def _test_ast(failure: Failure) -> tuple[ast.FunctionDef, ast.stmt] | None:
-    """The test function (as far as shown) and its failing statement."""
+_COMPOUND = (ast.With, ast.For, ast.If, ast.While, ast.Try)
+
+
+def _statement_at(func: ast.AST, target: int) -> ast.stmt | None:
+    """The innermost simple statement of ``func`` on line ``target`` (else the compound one around it)."""
+    found = None
+    for node in ast.walk(func):
+        if isinstance(node, ast.stmt) and node is not func and node.lineno <= target <= node.end_lineno:
+            if not isinstance(node, _COMPOUND) or found is None:
+                found = node
+            if node.lineno == target and not isinstance(node, _COMPOUND):
+                found = node
+    return found
+
+
+def _test_ast_from_file(failure: Failure, read_file) -> tuple[ast.FunctionDef, ast.stmt] | None:
+    """The test function and failing statement read from the test file itself (the listing may stop short)."""
+    try:
+        tree = ast.parse(read_file(failure.location[0]))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    line = failure.location[1]
+    funcs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+             and n.lineno <= line <= n.end_lineno]
+    if not funcs:
+        return None
+    func = max(funcs, key=lambda n: n.lineno)  # the innermost
+    stmt = _statement_at(func, line)
+    return (func, stmt) if stmt is not None else None
+
+
+def _test_ast(failure: Failure, read_file=None) -> tuple[ast.FunctionDef, ast.stmt] | None:
+    """The test function and its failing statement: from the test file when readable, else from the listing."""
+    if read_file is not None and failure.location is not None:
+        parsed = _test_ast_from_file(failure, read_file)
+        if parsed is not None:
+            return parsed
     text = textwrap.dedent("\n".join(failure.source))
     lines = text.splitlines()
     # the listing may end mid-way through a compound statement: drop trailing lines until it parses
@@ -120,14 +158,7 @@ def _test_ast(failure: Failure) -> tuple[ast.FunctionDef, ast.stmt] | None:
         if not tree.body or not isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
             return None
         func = tree.body[0]
-        target = failure.failing_line + 1
-        found = None
-        for node in ast.walk(func):
-            if isinstance(node, ast.stmt) and node is not func and node.lineno <= target <= node.end_lineno:
-                if not isinstance(node, (ast.With, ast.For, ast.If, ast.While, ast.Try)) or found is None:
-                    found = node
-                if node.lineno == target and not isinstance(node, (ast.With, ast.For, ast.If, ast.While, ast.Try)):
-                    found = node
+        found = _statement_at(func, failure.failing_line + 1)
         if found is not None:
             return func, found
     return None
@@ -202,9 +233,13 @@ def _split_assert_message(error: str) -> tuple[str, str] | None:
     return None
 
 
-def observe(failure: Failure) -> Observation | None:
-    """What the user would have seen: the call, and the observed vs expected outcome."""
-    parsed = _test_ast(failure)
+def observe(failure: Failure, read_file=None) -> Observation | None:
+    """What the user would have seen: the call, and the observed vs expected outcome.
+
+    ``read_file(path)`` returns a test file's text (paths as pytest prints them); without it only
+    the traceback listing is used.
+    """
+    parsed = _test_ast(failure, read_file)
     if parsed is None:
         return None
     func, stmt = parsed
@@ -218,6 +253,12 @@ def observe(failure: Failure) -> Observation | None:
                 if isinstance(ctx, ast.Call) and getattr(ctx.func, "attr", getattr(ctx.func, "id", "")) == "raises":
                     if ctx.args:
                         enclosing_raises = ast.unparse(ctx.args[0])
+    if isinstance(stmt, ast.With) and stmt.body:
+        for item in stmt.items:
+            ctx = item.context_expr
+            if isinstance(ctx, ast.Call) and getattr(ctx.func, "attr", getattr(ctx.func, "id", "")) == "raises" and ctx.args:
+                enclosing_raises = ast.unparse(ctx.args[0])
+        stmt = stmt.body[-1]  # ``with pytest.raises(X): call()`` fails on the with line; the call is inside
 
     def result(call_node: ast.AST, **kw) -> Observation:
         call = ast.unparse(call_node)
@@ -313,7 +354,7 @@ def write_statement(observations: list[Observation], package: str, version: str,
     title = f"`{callee}` {title_tail}" if callee else f"Unexpected behaviour: {title_tail}"
     where = f"{package} {version}".strip()
     parts = [title, "", f"With {where}, running:" if where else "Running:", "", body]
-    for other in observations[1:2]:
+    for other in observations[1:2]:  # one more example at most: enough to show the pattern
         _, other_body = _example(other)
         parts += ["", "Something similar happens with:", "", other_body]
     return "\n".join(parts).strip() + "\n"
