@@ -144,6 +144,8 @@ def grade(
     from expagent.tasks.repos import RepoUnavailable, has_commit, resolve_repo
 
     echo = echo or (lambda _msg: None)
+    if task.suite is None:
+        raise ExpagentError(f"task {task.instance_id} belongs to no suite (load it with load_suite)")
     started = time.monotonic()
     durations: dict[str, float] = {}
     if sandbox_kind == "auto":
