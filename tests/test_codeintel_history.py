@@ -156,7 +156,6 @@ def test_not_a_repository(tmp_path: Path):
 
 
 def test_learn_git_stores_reference_fix_episodes(history_repo, tmp_path: Path):
-    pytest.importorskip("expagent.memory.swebench")
     from expagent.codeintel.learn import learn_git
     from expagent.memory.store import MemoryStore
 
@@ -203,3 +202,21 @@ def test_agent_tool_factories_run_against_the_repository(history_repo):
     notices = []
     assert run_repo_map(repo / "missing", "x", 256, notice=notices.append) == ""
     assert notices and notices[0].startswith("repo map skipped: not a directory")
+
+
+def test_learn_git_command(history_repo, tmp_path: Path):
+    import json
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", "from expagent.cli import main; main()", *args],
+                              capture_output=True, text=True, timeout=120)
+
+    proc = cli("memory", "learn-git", str(history_repo["repo"]), "--dry-run", "--json", "--max", "1")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["found"] == 1 and data["dry_run"] and data["added"] == 0
+    assert data["commits"][0]["instance_id"] == f"git:{history_repo['shas']['fix2'][:10]}"
+    bad = cli("memory", "learn-git", str(tmp_path), "--dry-run")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: not inside a git repository")
+    assert cli("memory", "learn-git", str(history_repo["repo"]), "--max", "0").returncode == 2

@@ -1,5 +1,6 @@
 """CLI commands for code intelligence: ``expagent map`` and ``expagent memory learn-git``."""
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -48,17 +49,24 @@ def learn_git_command(
     since: Optional[str] = typer.Option(None, "--since", help="Only commits after this date (anything git accepts)."),
     max_count: Optional[int] = typer.Option(None, "--max", help="Store at most this many fix commits."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be stored, store nothing."),
+    home: Optional[Path] = typer.Option(None, "--home", help="expagent home to use (default: $EXPAGENT_HOME or ~/.expagent)"),
+    chroma_url: Optional[str] = typer.Option(None, "--chroma-url", help="use this Chroma server instead of the embedded store"),
+    embedding: Optional[str] = typer.Option(None, "--embedding", help="embedding model: minilm-int8 (default) or litellm:<model>"),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Mine the repository's history for likely fix commits and store them as reference-fix episodes."""
     import json
+    import os
 
     from expagent.codeintel.learn import learn_git
     from expagent.errors import ExpagentError
 
     if max_count is not None and max_count < 1:
         raise ExpagentError("--max must be at least 1")
-    result = learn_git(path, since=since, max_count=max_count, dry_run=dry_run)
+    if home is not None:
+        os.environ["EXPAGENT_HOME"] = str(home)  # as the other memory commands do: settings follow the home
+    result = learn_git(path, since=since, max_count=max_count, dry_run=dry_run,
+                       store_options={"home": home, "chroma_url": chroma_url, "embedding": embedding})
     records = result.pop("records")
     note = result.pop("shallow_note")
     if json_out:

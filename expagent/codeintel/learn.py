@@ -14,8 +14,13 @@ ACTOR = "learn-git"
 
 
 def learn_git(root: str | os.PathLike, since: str | None = None, max_count: int | None = None,
-              dry_run: bool = False, store: Any = None) -> dict[str, Any]:
-    """Find fix commits and (unless ``dry_run``) store them; returns what was found, added and already present."""
+              dry_run: bool = False, store: Any = None, store_options: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
+    """Find fix commits and (unless ``dry_run``) store them; returns what was found, added and already present.
+
+    ``store`` is an open ``MemoryStore``; without one, the memory is opened (and closed) with ``store_options``
+    (``home``, ``chroma_url``, ``embedding``; unset ones come from the settings of the repository).
+    """
     from expagent.codeintel.history import find_fix_commits, open_repo, shallow_note
 
     repo = open_repo(root)
@@ -29,7 +34,7 @@ def learn_git(root: str | os.PathLike, since: str | None = None, max_count: int 
     episodes = [episode_from_swebench(r, source=f"git:{repo.working_tree_dir}", actor=ACTOR) for r in records]
     own_store = store is None
     if own_store:
-        store = _open_store(repo.working_tree_dir)
+        store = _open_store(repo.working_tree_dir, **(store_options or {}))
     try:
         added = store.add_records(episodes, ACTOR)
     finally:
@@ -40,9 +45,10 @@ def learn_git(root: str | os.PathLike, since: str | None = None, max_count: int 
     return result
 
 
-def _open_store(repo_dir: str) -> Any:
+def _open_store(repo_dir: str, home: Any = None, chroma_url: str | None = None, embedding: str | None = None) -> Any:
     from expagent.config import load_settings
     from expagent.memory.store import MemoryStore
 
     settings = load_settings(repo_dir)
-    return MemoryStore.open(chroma_url=settings.chroma_url, embedding=settings.embedding_model)
+    return MemoryStore.open(home=home, chroma_url=chroma_url or settings.chroma_url,
+                            embedding=embedding or settings.embedding_model)
