@@ -97,6 +97,14 @@ def test_fix_score_rules():
     assert fix_score("Fix crash", [("README.md", 1, 1)]) == 0  # no source code
     assert fix_score("Merge branch 'fix-1'", src) == 0
     assert fix_score("Fix bug", src + [("tests/test_mod.py", 5, 0)]) > fix_score("Fix bug", src)
+    # a squash merge's "(#123)" is a pull request number, not an issue the commit fixes
+    assert fix_score("Add a parser (#123)", src) == 0
+    assert fix_score("Add a parser\n\nFixes #123", src) > 0
+    # a body that mentions errors in passing does not make a feature a fix
+    assert fix_score("Add a parser\n\nThe old one raised an error.", src) == 0
+    # fixes to typing, linting and docs are not behaviour fixes
+    for subject in ("Fix type hints", "Fix mypy error", "Fix flake8 issues", "Fix docstring of parse", "Fix typo"):
+        assert fix_score(subject, src) == 0, subject
     assert is_test_path("tests/unit/x.py") and is_test_path("pkg/test_x.py") and not is_test_path("pkg/x.py")
 
 

@@ -21,13 +21,21 @@ _FIELD = "\x1f"
 _RECORD = "\x1e"
 
 # Message words that mark a commit as a fix; a count of these is the message half of the fix score.
+# A bare "(#123)" is how squash merges name their pull request, so only "fix/close/issue #123" counts.
 _FIX_WORDS = re.compile(
-    r"\b(fix(?:e[sd])?|fixing|bug(?:fix)?|error|crash(?:es|ed)?|regression|broken|incorrect|wrong|"
-    r"fail(?:s|ed|ure|ing)?|exception|traceback|issue|resolve[sd]?|closes?)\b|(?:^|\s)(?:gh-|#)\d+",
+    r"\b(fix(?:e[sd])?|fixing|bug(?:fix)?|crash(?:es|ed)?|regression|broken|incorrect|wrong|"
+    r"fail(?:s|ed|ure|ing)?|exception|traceback|error)\b|"
+    r"\b(?:fix(?:e[sd])?|close[sd]?|resolve[sd]?|issue)\s+(?:gh-|#)\d+",
     re.I,
 )
-# Messages that are about everything but a code fix.
-_NOT_A_FIX = re.compile(r"^(merge|revert|bump|release|prepare release|update changelog|version)\b|\btypo\b", re.I)
+_ISSUE_LINK = re.compile(r"\b(?:fix(?:e[sd])?|close[sd]?|resolve[sd]?)\s+(?:gh-|#)\d+", re.I)
+# Subjects about everything but behaviour: merges, releases, typing, linting, docs, spelling.
+_NOT_A_FIX = re.compile(
+    r"^(merge|revert|bump|release|prepare release|update changelog|version)\b|"
+    r"\b(typos?|type ?hints?|typing|mypy|flake8|lint(?:ing|er)?|pylint|docstrings?|documentation|docs|"
+    r"spelling|changelog|readme|ci)\b",
+    re.I,
+)
 _CODE_EXTENSIONS = {".py", ".pyi", ".js", ".jsx", ".mjs", ".ts", ".tsx", ".go", ".rs", ".java", ".c", ".h", ".cc",
                     ".cpp", ".hpp", ".rb", ".php", ".cs", ".kt", ".swift", ".scala"}
 _TEST_DIRS = {"test", "tests", "testing", "__tests__", "spec"}
@@ -236,7 +244,9 @@ def fix_score(message: str, files: list[tuple[str, int, int]], max_changed_lines
     subject = message.strip().splitlines()[0] if message.strip() else ""
     if not subject or _NOT_A_FIX.search(subject):
         return 0.0
-    words = len(_FIX_WORDS.findall(message))
+    # the subject says what the commit is; a body mentions errors in passing, so only its issue links count
+    body = message.strip()[len(subject):] if message.strip().startswith(subject) else ""
+    words = len(_FIX_WORDS.findall(subject)) + len(_ISSUE_LINK.findall(body))
     if words == 0:
         return 0.0
     source = [f for f in files if is_code_path(f[0]) and not is_test_path(f[0])]
@@ -252,7 +262,7 @@ def fix_score(message: str, files: list[tuple[str, int, int]], max_changed_lines
 
 
 def find_fix_commits(root: str | os.PathLike, since: str | None = None, max_count: int | None = None,
-                     min_score: float = 2.0, scan_limit: int = 5000) -> list[dict[str, Any]]:
+                     min_score: float = 3.0, scan_limit: int = 5000) -> list[dict[str, Any]]:
     """Past commits that look like bug fixes, as SWE-bench-shaped records, newest first.
 
     Each record: ``repo``, ``instance_id`` (``git:<shortsha>``), ``base_commit`` (the parent), ``problem_statement``
