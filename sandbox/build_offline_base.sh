@@ -46,5 +46,6 @@ tar --numeric-owner -C "$rootfs" -c . | docker import \
   --change 'ENV LANG=C.UTF-8' \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'CMD ["/bin/bash"]' \
+  --change 'LABEL expagent.sandbox=base' \
   - "$tag"
 echo "==> built $tag"

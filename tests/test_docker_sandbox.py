@@ -6,6 +6,7 @@ missing sandbox image) is a failure, because CI must run them for real.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -318,7 +319,6 @@ def test_fix_run_killed_by_memory_limit_ends_out_of_memory_and_keeps_patch(clien
     proc = run_cli("fix", "add is wrong", "--model", f"scripted:{script}", "--sandbox", "docker", "--no-verify",
                    cwd=repo, env={"EXPAGENT_DOCKER_MEMORY": "256m", "EXPAGENT_MEMORY": "off"})
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    import json
 
     (run,) = [p for p in (isolated_home / "runs").iterdir()]
     traj = json.loads((run / "trajectory.json").read_text())
@@ -358,8 +358,6 @@ def test_interrupted_fix_run_leaves_no_container(client, tmp_path, isolated_home
 
 
 def test_doctor_and_build_with_a_live_daemon(client):
-    import json
-
     from expagent.sandbox import images
 
     report = json.loads(run_cli("sandbox", "doctor", "--json").stdout)
@@ -373,3 +371,18 @@ def test_doctor_and_build_with_a_live_daemon(client):
     built = run_cli("sandbox", "build", "--quiet", *(["--offline"] if offline else []))
     assert built.returncode == 0, built.stderr
     assert built.stdout.strip() == present and time.monotonic() - started < 30
+
+
+def test_prune_images_lists_outdated_agent_images_only(client):
+    from expagent.sandbox import images
+
+    present = images.find_default_image(client)
+    client.images.get(present).tag(images.AGENT_REPO, "outdated0000")
+    try:
+        listed = run_cli("sandbox", "prune", "--images", "--dry-run", "--json")
+        assert listed.returncode == 0, listed.stderr
+        stale = json.loads(listed.stdout)["images"]
+        assert f"{images.AGENT_REPO}:outdated0000" in stale and present not in stale
+        assert images.offline_base_tag() not in stale
+    finally:
+        client.images.remove(f"{images.AGENT_REPO}:outdated0000")

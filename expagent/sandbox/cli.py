@@ -78,7 +78,9 @@ def doctor(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
 @sandbox_app.command("prune")
 def prune(
     all_: bool = typer.Option(False, "--all", help="Also remove containers of runs that may still be alive."),
-    setup_images: bool = typer.Option(False, "--images", help="Also remove cached per-repo set-up images."),
+    setup_images: bool = typer.Option(
+        False, "--images", help="Also remove cached per-repo set-up images and outdated agent/base images."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:

@@ -39,6 +39,19 @@ def leftover_containers(client: Any, include_alive: bool = False) -> list[dict[s
     return found
 
 
+def stale_images(client: Any) -> list[str]:
+    """Cached set-up images, and agent / base images whose hash tag is no longer the current one."""
+    current = set(images.default_image_candidates()) | {images.offline_base_tag(), images.PUBLIC_BASE}
+    stale = []
+    for kind in ("setup", "agent", "base"):
+        for image in client.images.list(filters={"label": f"{images.LABEL}={kind}"}):
+            for tag in image.tags or [image.id]:
+                if kind == "setup" or tag not in current:
+                    stale.append(tag)
+    # set-up images first: they are children of the agent images
+    return stale
+
+
 def prune_sandboxes(include_alive: bool = False, include_setup_images: bool = False, dry_run: bool = False) -> dict:
     from expagent.sandbox.docker_client import connect, remove_container
 
@@ -50,12 +63,10 @@ def prune_sandboxes(include_alive: bool = False, include_setup_images: bool = Fa
             for container in containers:
                 remove_container(client, container["id"])
         if include_setup_images:
-            for image in client.images.list(filters={"label": f"{images.LABEL}=setup"}):
-                tags = image.tags or [image.id]
-                removed_images.extend(tags)
+            for tag in stale_images(client):
+                removed_images.append(tag)
                 if not dry_run:
-                    for tag in tags:
-                        client.images.remove(tag, noprune=False)
+                    client.images.remove(tag, noprune=False)
         return {"containers": [c["name"] for c in containers], "images": removed_images}
     finally:
         client.close()
