@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from expagent.errors import ExpagentError
-
 ROOT = Path(__file__).resolve().parent.parent
 
 

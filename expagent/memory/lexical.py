@@ -23,7 +23,7 @@ from expagent.fsutil import atomic_write_json
 from expagent.memory.records import Episode, record_from_dict, record_text
 from expagent.memory.tokens import code_tokens, split_identifier
 
-_FORMAT = 3  # bump when the cached layout or the tokenizer changes
+_FORMAT = 4  # bump when the cached layout or the tokenizer changes
 
 
 @dataclass
@@ -36,8 +36,6 @@ class LexicalIndex:
     repos: Any  # numpy array of repo names ("" = general)
     instances: Any  # numpy array of instance ids ("" = none)
     created: Any  # numpy float array, seconds since the epoch
-    file_keys: list[list[str]]  # lower-case paths, file names and stems of files an episode touched
-    symbol_keys: list[list[str]]  # lower-case symbol names and their dotted parts
     bm25: Any  # bm25s.BM25 or None when the memory is empty
 
     def position(self) -> dict[str, int]:
@@ -113,8 +111,6 @@ def _build(store: Any, token: str) -> LexicalIndex:
     instances: list[str] = []
     created: list[float] = []
     corpus: list[list[str]] = []
-    fkeys: list[list[str]] = []
-    skeys: list[list[str]] = []
     for item_id, doc, meta, _emb in store.iter_raw():
         record = record_from_dict(json.loads(doc))
         ids.append(item_id)
@@ -123,16 +119,12 @@ def _build(store: Any, token: str) -> LexicalIndex:
         instances.append(meta.get("instance_id", "") or "")
         created.append(float(meta.get("created_ts") or 0.0))
         corpus.append(lexical_tokens(record) or ["\u2205"])
-        files = getattr(record, "files", [])
-        symbols = getattr(record, "symbols", [])
-        fkeys.append(file_keys_of(files))
-        skeys.append(symbol_keys_of(symbols))
     bm25 = None
     if corpus:
         bm25 = bm25s.BM25()
         bm25.index(corpus, show_progress=False)
     return LexicalIndex(token, ids, np.array(kinds, dtype=object), np.array(repos, dtype=object),
-                        np.array(instances, dtype=object), np.array(created, dtype=np.float64), fkeys, skeys, bm25)
+                        np.array(instances, dtype=object), np.array(created, dtype=np.float64), bm25)
 
 
 def _cache_dir(store: Any, token: str) -> Path:
@@ -148,7 +140,7 @@ def _save(index: LexicalIndex, directory: Path) -> None:
     atomic_write_json(tmp / "side.json", {
         "format": _FORMAT, "token": index.token, "ids": index.ids, "kinds": list(index.kinds),
         "repos": list(index.repos), "instances": list(index.instances), "created": list(map(float, index.created)),
-        "file_keys": index.file_keys, "symbol_keys": index.symbol_keys, "has_bm25": index.bm25 is not None,
+        "has_bm25": index.bm25 is not None,
     }, indent=None)
     try:
         tmp.rename(directory)
@@ -175,7 +167,7 @@ def _load(directory: Path, token: str) -> LexicalIndex | None:
         return None  # a damaged cache is only a cache: rebuild
     return LexicalIndex(token, side["ids"], np.array(side["kinds"], dtype=object),
                         np.array(side["repos"], dtype=object), np.array(side["instances"], dtype=object),
-                        np.array(side["created"], dtype=np.float64), side["file_keys"], side["symbol_keys"], bm25)
+                        np.array(side["created"], dtype=np.float64), bm25)
 
 
 _memo: dict[str, LexicalIndex] = {}
