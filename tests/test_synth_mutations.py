@@ -104,6 +104,15 @@ TEST_FILE = textwrap.dedent('''\
         return int(text)
 
 
+    def plural(word):
+        return word + "es"
+
+
+    @pytest.mark.parametrize(("word", "expected"), [("cow", "cows")])
+    def test_plural(word, expected):
+        assert expected == plural(word)
+
+
     def test_total():
         data = [1, 2, 3]
         assert total(data) == 6
@@ -140,6 +149,10 @@ def test_statement_is_built_from_real_pytest_output(tmp_path):
     raised = observe(failure_for("test_sample.py::TestParse::test_parse_number", failures), read_file)
     assert raised.outcome == "raised" and raised.error.startswith("ValueError: invalid literal")
     assert raised.expected == "7"
+
+    # parametrized: the shown argument values are put into the call, and the call is found on either side
+    param = observe(failure_for("test_sample.py::test_plural[cow-cows]", failures), read_file)
+    assert (param.call, param.actual, param.expected) == ("plural('cow')", "'cowes'", "'cows'")
 
     statement = write_statement([wrong, raised], "sample", "1.0", api={"total", "parse"})
     assert statement.startswith("`total` returns a wrong result")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import copy
 import re
 import textwrap
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class Failure:
     error: list[str] = field(default_factory=list)  # the ``E`` lines, without the marker
     exception: str = ""  # the exception type named on the location line
     location: tuple[str, int] | None = None  # (test file, line) of the failing statement in the test
+    args: dict[str, str] = field(default_factory=dict)  # the test's arguments as shown (parametrized values)
 
     @property
     def error_line(self) -> str:
@@ -79,12 +81,26 @@ def parse_failures(output: str) -> dict[str, Failure]:
             continue
         if frame == 0:
             if not current.source and not line.startswith("    def ") and not line.startswith("    async def "):
-                continue  # argument values shown before the function (``self = ...``)
+                current.args.update(_shown_args(line))  # argument values shown before the function
+                continue
             if line.startswith(">"):
                 current.failing_line = len(current.source)
                 line = " " + line[1:]
             current.source.append(line)
     return failures
+
+
+def _shown_args(line: str) -> dict[str, str]:
+    """``a = 'cow', b = 'kine'`` (pytest's line of argument values) -> {"a": "'cow'", "b": "'kine'"}."""
+    if not re.match(r"^\w+ = ", line):
+        return {}
+    try:
+        call = ast.parse(f"f({line.replace(' = ', '=')})", mode="eval").body
+    except SyntaxError:
+        return {}
+    if not isinstance(call, ast.Call):
+        return {}
+    return {kw.arg: ast.unparse(kw.value) for kw in call.keywords if kw.arg and kw.arg != "self"}
 
 
 def failure_for(test_id: str, failures: dict[str, Failure]) -> Failure | None:
@@ -162,6 +178,33 @@ def _test_ast(failure: Failure, read_file=None) -> tuple[ast.FunctionDef, ast.st
         if found is not None:
             return func, found
     return None
+
+
+def _has_call(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Call) for n in ast.walk(node))
+
+
+class _Inline(ast.NodeTransformer):
+    def __init__(self, values: dict[str, ast.expr]):
+        self.values = values
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if isinstance(node.ctx, ast.Load) and node.id in self.values:
+            return copy.deepcopy(self.values[node.id])
+        return node
+
+
+def _substitute(node: ast.AST, values: dict[str, str]) -> ast.AST:
+    """``node`` with the test's (parametrized) argument names replaced by the values pytest showed."""
+    parsed = {}
+    for name, text in values.items():
+        try:
+            parsed[name] = ast.parse(text, mode="eval").body
+        except SyntaxError:
+            continue
+    if not parsed:
+        return node
+    return _Inline(parsed).visit(copy.deepcopy(node))
 
 
 def _names(node: ast.AST) -> set[str]:
@@ -260,11 +303,25 @@ def observe(failure: Failure, read_file=None) -> Observation | None:
                 enclosing_raises = ast.unparse(ctx.args[0])
         stmt = stmt.body[-1]  # ``with pytest.raises(X): call()`` fails on the with line; the call is inside
 
+    params = {a.arg for a in [*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs]}
+    values = {name: text for name, text in failure.args.items() if name in params}
+
     def result(call_node: ast.AST, **kw) -> Observation:
+        call_node = _substitute(call_node, values)
         call = ast.unparse(call_node)
         setup = _setup_for(func, stmt, _names(call_node))
         # the interesting call may sit in the setup (``result = f(x)`` then ``assert result == ...``)
         names = _call_names(call_node) + [n for line in setup for n in _call_names(ast.parse(line))]
+        # a function the reproducer defines itself is not the library's: name what wraps it instead
+        local, wrappers = set(), []
+        for line in setup:
+            for node in ast.walk(ast.parse(line)):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    local.add(node.name)
+                    for deco in node.decorator_list:
+                        target = deco.func if isinstance(deco, ast.Call) else deco
+                        wrappers.append(target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", ""))
+        names = [n for n in names if n not in local] + [w for w in wrappers if w] or names
         return Observation(call=call, setup=setup, callee_names=names, **kw)
 
     if error.startswith("Failed: DID NOT RAISE") or enclosing_raises and "DID NOT RAISE" in error:
@@ -280,7 +337,12 @@ def observe(failure: Failure, read_file=None) -> Observation | None:
         if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq):
             split = _split_assert_message(error)
             actual, expected = split if split else ("", ast.unparse(test.comparators[0]))
-            return result(test.left, outcome="wrong_value", actual=actual, expected=expected)
+            call_side, expected_side = test.left, test.comparators[0]
+            if not _has_call(call_side) and _has_call(expected_side):
+                # ``assert expected == f(x)``: the call is on the right
+                call_side, expected_side = expected_side, call_side
+                actual, expected = (expected, actual) if split else ("", ast.unparse(expected_side))
+            return result(call_side, outcome="wrong_value", actual=actual, expected=expected)
         raises = _raises_target(test)
         if raises:
             exc, call = raises
