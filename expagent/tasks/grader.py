@@ -32,6 +32,7 @@ from expagent.tasks import logparse
 from expagent.tasks.patches import patched_files
 
 _WORK = ".expagent-grade"  # scratch directory inside the checkout for the patch files
+_noticed_tmp_env = False
 
 
 @dataclass
@@ -88,7 +89,10 @@ def _open_sandbox(kind: str, source: Path, settings, base_commit: str, env, echo
 
     # bubblewrap puts a fresh tmpfs on /tmp: an env under /tmp (as in tests) would vanish inside it
     if str(env.path).startswith("/tmp/"):
-        echo("notice: the environment lives under /tmp, so tests run without bubblewrap isolation")
+        global _noticed_tmp_env
+        if not _noticed_tmp_env:
+            echo("notice: the environment lives under /tmp, so tests run without bubblewrap isolation")
+            _noticed_tmp_env = True
         return LocalSandbox(source, base_commit=base_commit, isolate=False, warn=lambda _msg: None)
     return LocalSandbox(source, base_commit=base_commit, warn=echo)
 
