@@ -417,7 +417,7 @@ def _out_of_pids(result: CommandResult) -> bool:
     return (
         result.exit_code in (125, 126)
         and not result.timed_out
-        and (("fork" in head and "Resource temporarily unavailable" in head) or "OCI runtime exec failed" in head)
+        and ("Resource temporarily unavailable" in head or ("OCI runtime exec failed" in head and "init-p" in head))
     )
 
 
