@@ -350,3 +350,29 @@ def test_two_processes_writing_the_same_store(tmp_path):
     assert actors.count("writer-A") == n and actors.count("writer-B") == n
     hits = retrieve(store, "writer B issue 7: parser fails on input 7", repo="r/x", floor=0, k=1)
     assert hits[0].record.instance_id == "B-7"
+
+
+SWAPPER = textwrap.dedent("""
+    import sys
+    from expagent.memory.records import Episode
+    from expagent.memory.store import MemoryStore
+    store = MemoryStore.open(home=sys.argv[1])
+    store.delete(sys.argv[2], actor="other-process")
+    store.add_episode(Episode(repo="acme/shop", issue="Cart.total() double counts shipping fees for gift cards",
+                              instance_id="acme__shop-200", files=["shop/shipping.py"]), actor="other-process")
+""")
+
+
+def test_a_long_lived_reader_sees_another_process_changes(seeded):
+    from expagent.memory.retrieval import retrieve
+
+    query = "Cart.total() is wrong for gift cards with shipping fees and discounts"
+    first = retrieve(seeded, query, repo="acme/shop", floor=0, k=5)
+    victim = first[0].id
+    count = seeded.count()
+    subprocess.run([sys.executable, "-c", SWAPPER, str(seeded.memory_dir.parent), victim], cwd=ROOT, check=True,
+                   capture_output=True, timeout=300)
+    assert seeded.count() == count  # same size: only the write token tells the lexical cache to rebuild
+    again = retrieve(seeded, query, repo="acme/shop", floor=0, k=5)
+    assert victim not in {h.id for h in again}
+    assert "acme__shop-200" in {h.record.instance_id for h in again}

@@ -37,6 +37,7 @@ from urllib.parse import urlparse
 
 from expagent import paths
 from expagent.errors import ExpagentError
+from expagent.fsutil import atomic_write_text
 from expagent.memory.audit import AuditEntry, AuditLog
 from expagent.memory.embedding import DEFAULT_EMBEDDING, Embedder, EmbeddingError, chroma_function, make_embedder
 from expagent.memory.lock import write_lock
@@ -52,6 +53,11 @@ from expagent.memory.records import (
 )
 
 COLLECTION = "expagent_memory"
+# Embedded Chroma keeps per-process state that another process's writes make stale (a deleted id can then break
+# a read). Every writer on this machine therefore stamps ``memory/generation``; a store that finds a stamp it did not
+# write drops Chroma's per-process client cache and reconnects (about 0.1 s, only after a foreign write).
+_epoch = 0  # bumped whenever this process drops Chroma's client cache
+_own_generations: set[str] = set()  # stamps written by this process (no reconnect needed for those)
 _PAGE = 2000  # Chroma reads are paged: one huge get() holds everything in memory twice
 
 
@@ -152,6 +158,8 @@ class MemoryStore:
         self._collection = collection
         self.audit = AuditLog(memory_dir / "audit.sqlite")
         self._lock_path = memory_dir / "write.lock"
+        self._generation = self._read_generation()
+        self._epoch = _epoch
 
     # ----------------------------------------------------------------------------------------------- opening
     @classmethod
@@ -183,28 +191,66 @@ class MemoryStore:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    # ----------------------------------------------------------------------------------------------- syncing
+    def _read_generation(self) -> str:
+        try:
+            return (self.memory_dir / "generation").read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return ""
+
+    def _sync(self) -> None:
+        """Reconnect to the embedded database when another process has written since we last looked."""
+        global _epoch
+        if self.chroma_url:
+            return  # the server is the single owner of its state
+        generation = self._read_generation()
+        if generation == self._generation and self._epoch == _epoch:
+            return
+        if generation != self._generation and generation not in _own_generations and self._epoch == _epoch:
+            from chromadb.api.shared_system_client import SharedSystemClient
+
+            SharedSystemClient.clear_system_cache()
+            _epoch += 1
+        if self._epoch != _epoch:
+            self._client = _client(self.memory_dir, None)
+            self._collection = _open_collection(self._client, self.embedder)
+            self._epoch = _epoch
+        self._generation = generation
+
+    def _stamp(self) -> None:
+        """Record (under the write lock) that this process changed the store."""
+        if self.chroma_url:
+            return
+        import uuid as _uuid
+
+        generation = _uuid.uuid4().hex
+        _own_generations.add(generation)
+        atomic_write_text(self.memory_dir / "generation", generation)
+        self._generation = generation
+
     # ----------------------------------------------------------------------------------------------- reading
     @property
     def collection(self) -> Any:
+        self._sync()
         return self._collection
 
     def write_token(self) -> str:
         """Changes whenever records are added or deleted (caches key on it)."""
         meta = self._collection_metadata()
-        return str(meta.get("write_token", "")) + f":{self._collection.count()}"
+        return str(meta.get("write_token", "")) + f":{self.collection.count()}"
 
     def _collection_metadata(self) -> dict[str, Any]:
-        if self.chroma_url:
-            # another machine may have written: ask the server, not our cached handle
-            return dict(self._client.get_collection(COLLECTION, embedding_function=chroma_function(self.embedder)).metadata or {})
-        return dict(self._collection.metadata or {})
+        # another process (or machine) may have written since our handle was made: ask again, not the handle
+        self._sync()
+        fresh = self._client.get_collection(COLLECTION, embedding_function=chroma_function(self.embedder))
+        return dict(fresh.metadata or {})
 
     def count(self) -> int:
-        return self._collection.count()
+        return self.collection.count()
 
     def get(self, record_id: str) -> Record:
         """The record with this id (UnknownRecord if there is none)."""
-        got = self._collection.get(ids=[record_id], include=["documents", "metadatas"])
+        got = self.collection.get(ids=[record_id], include=["documents", "metadatas"])
         if not got["ids"]:
             raise UnknownRecord(f"no memory record with id {record_id!r}")
         return _record_from_document(got["documents"][0], got["metadatas"][0])
@@ -212,18 +258,18 @@ class MemoryStore:
     def get_many(self, ids: Sequence[str]) -> dict[str, tuple[Record, Usage]]:
         if not ids:
             return {}
-        got = self._collection.get(ids=list(ids), include=["documents", "metadatas"])
+        got = self.collection.get(ids=list(ids), include=["documents", "metadatas"])
         return {i: (_record_from_document(d, m), _usage_from(m))
                 for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
 
     def usage(self, record_id: str) -> Usage:
-        got = self._collection.get(ids=[record_id], include=["metadatas"])
+        got = self.collection.get(ids=[record_id], include=["metadatas"])
         if not got["ids"]:
             raise UnknownRecord(f"no memory record with id {record_id!r}")
         return _usage_from(got["metadatas"][0])
 
     def exists(self, record_id: str) -> bool:
-        return bool(self._collection.get(ids=[record_id], include=[])["ids"])
+        return bool(self.collection.get(ids=[record_id], include=[])["ids"])
 
     def iter_raw(self, where: dict[str, Any] | None = None, include_embeddings: bool = False
                  ) -> Iterator[tuple[str, str, dict[str, Any], list[float] | None]]:
@@ -231,7 +277,7 @@ class MemoryStore:
         include = ["documents", "metadatas"] + (["embeddings"] if include_embeddings else [])
         offset = 0
         while True:
-            got = self._collection.get(where=where, include=include, limit=_PAGE, offset=offset)
+            got = self.collection.get(where=where, include=include, limit=_PAGE, offset=offset)
             if not got["ids"]:
                 return
             embs = got.get("embeddings") if include_embeddings else None
@@ -288,20 +334,20 @@ class MemoryStore:
         texts = [record_text(r) for r in records]
         vectors: list[list[float] | None] = list(embeddings) if embeddings is not None else [None] * len(records)
         # embedding is the slow part: skip records that are already stored (checked again under the lock)
-        already = set(self._collection.get(ids=ids, include=[])["ids"])
+        already = set(self.collection.get(ids=ids, include=[])["ids"])
         missing = [n for n, v in enumerate(vectors) if v is None and records[n].id not in already]
         if missing:
             computed = self.embedder.embed([texts[n] for n in missing])
             for n, v in zip(missing, computed):
                 vectors[n] = v
         with write_lock(self._lock_path):
-            existing = set(self._collection.get(ids=ids, include=[])["ids"])
+            existing = set(self.collection.get(ids=ids, include=[])["ids"])
             keep = [n for n, r in enumerate(records) if r.id not in existing]
             if not keep:
                 return []
             for start in range(0, len(keep), 1000):
                 chunk = keep[start:start + 1000]
-                self._collection.add(
+                self.collection.add(
                     ids=[records[n].id for n in chunk],
                     documents=[json.dumps(records[n].to_dict(), ensure_ascii=False, sort_keys=True) for n in chunk],
                     embeddings=[vectors[n] for n in chunk],
@@ -342,9 +388,10 @@ class MemoryStore:
     def _rewrite_lesson(self, lesson: Lesson) -> None:
         """Update a lesson's stored JSON and metadata in place (same text, so the vector is unchanged)."""
         usage = Usage(lesson.times_retrieved, lesson.injected_resolved, lesson.injected_unresolved)
-        self._collection.update(ids=[lesson.id],
+        self.collection.update(ids=[lesson.id],
                                 documents=[json.dumps(lesson.to_dict(), ensure_ascii=False, sort_keys=True)],
                                 metadatas=[_metadata(lesson, usage)])
+        self._stamp()
 
     def add_lesson_version(self, old_id: str, new_lesson: Lesson, actor: str) -> str:
         """Add ``new_lesson`` as the next version of ``old_id``: it supersedes the old one, which is retired and
@@ -382,7 +429,7 @@ class MemoryStore:
         """Remove a record for good (audited with its full JSON, so the deletion itself is recoverable)."""
         with write_lock(self._lock_path):
             record = self.get(record_id)
-            self._collection.delete(ids=[record_id])
+            self.collection.delete(ids=[record_id])
             self._bump_write_token()
             self.audit.append("delete", record_id, actor, record.kind, {"record": record.to_dict()})
         return record
@@ -394,7 +441,7 @@ class MemoryStore:
         if not ids:
             return
         with write_lock(self._lock_path):
-            got = self._collection.get(ids=ids, include=["documents", "metadatas"])
+            got = self.collection.get(ids=ids, include=["documents", "metadatas"])
             unknown = sorted(set(ids) - set(got["ids"]))
             if unknown:
                 raise UnknownRecord(f"no memory record with id {unknown[0]!r}")
@@ -407,7 +454,8 @@ class MemoryStore:
                 elif resolved is False:
                     meta["n_unresolved"] = int(meta.get("n_unresolved") or 0) + 1
                 new_metas.append(meta)
-            self._collection.update(ids=got["ids"], metadatas=new_metas)
+            self.collection.update(ids=got["ids"], metadatas=new_metas)
+            self._stamp()
             self.audit.append_many([("usage", i, m.get("kind"), {"resolved": resolved})
                                     for i, m in zip(got["ids"], new_metas)], actor)
 
@@ -420,11 +468,11 @@ class MemoryStore:
         if scope is not None:
             clauses.append({"repo": "" if scope == "general" else scope})
         where = clauses[0] if len(clauses) == 1 else {"$and": clauses}
-        n = self._collection.count()
+        n = self.collection.count()
         if n == 0:
             return []
         vector = self.embedder.embed([text])[0]
-        got = self._collection.query(query_embeddings=[vector], n_results=min(20, n), where=where,
+        got = self.collection.query(query_embeddings=[vector], n_results=min(20, n), where=where,
                                      include=["documents", "metadatas", "distances"])
         out = []
         for doc, meta, dist in zip(got["documents"][0], got["metadatas"][0], got["distances"][0]):
@@ -436,7 +484,8 @@ class MemoryStore:
     def _bump_write_token(self) -> None:
         meta = self._collection_metadata()
         meta["write_token"] = uuid.uuid4().hex
-        self._collection.modify(metadata=meta)
+        self.collection.modify(metadata=meta)
+        self._stamp()
 
 
 def _open_collection(client: Any, embedder: Embedder) -> Any:
