@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 DEFAULT_DATA = Path("/work/shared/data/swe-verified-dev-407.jsonl")
 RESULTS = ROOT / "benchmarks" / "results"
-FLOORS = [0.0, 0.15, 0.18, 0.2, 0.22, 0.24, 0.257, 0.27, 0.3, 0.35]
+FLOORS = [0.0, 0.1, 0.15, 0.18, 0.2, 0.22, 0.23, 0.235, 0.24, 0.245, 0.25, 0.26, 0.27, 0.3, 0.35]
 _TEST_PATH = re.compile(r"(^|/)(tests?|testing)/|(^|/)test_[^/]*$|_tests?\.py$|(^|/)conftest\.py$")
 
 

@@ -43,7 +43,7 @@ class RetrievalSettings:
     w_dense: float = 1.0
     w_lex: float = 1.0
     w_keys: float = 1.0
-    floor: float = 0.257
+    floor: float = 0.24
     candidates: int = 40
     usefulness_weight: float = 0.3
 
