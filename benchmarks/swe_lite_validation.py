@@ -103,6 +103,20 @@ def write(rows: list[dict], meta: dict) -> None:
     (RESULTS / "swe_lite_validation.md").write_text("\n".join(lines) + "\n")
 
 
+def missing_blobs(repo: Path, commit: str) -> list[str]:
+    """Files at ``commit`` whose content the clone lacks (snapshots may omit their largest files)."""
+    import subprocess
+
+    proc = subprocess.run(["git", "-C", str(repo), "ls-tree", "-r", "-l", commit], capture_output=True, text=True)
+    missing = []
+    for line in proc.stdout.splitlines():
+        meta, _, path = line.partition("\t")
+        parts = meta.split()
+        if len(parts) == 4 and parts[1] == "blob" and parts[3] == "BAD":
+            missing.append(path)
+    return missing
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=str(ROOT.parent / "shared" / "data" / "swe-lite-dev-23.jsonl"))
@@ -142,7 +156,10 @@ def main() -> int:
         row: dict = {"instance_id": task.instance_id, "repo": task.repo, "version": task.version}
         print(f"== {task.instance_id}", flush=True)
         try:
-            resolve_repo(suite, task.repo, args.repos)
+            source = resolve_repo(suite, task.repo, args.repos)
+            missing = missing_blobs(source, task.base_commit)
+            row["missing_files"] = missing[:5]
+            row["missing_files_count"] = len(missing)
             t = time.monotonic()
             env = ensure_env(task, repos_dir=args.repos, echo=lambda m: print(m, flush=True))
             took = time.monotonic() - t
@@ -163,6 +180,11 @@ def main() -> int:
                 gold_durations=gold.durations,
                 why=gold.reason if not gold.resolved else ("empty patch resolves" if empty.resolved else ""),
             )
+            if not gold.resolved and row["missing_files"]:
+                # not a grading failure: the local clone lacks files the tests read
+                row["status"] = "incomplete clone"
+                row["why"] = (f"the local clone lacks {len(missing)} file(s) at base_commit "
+                              f"({', '.join(row['missing_files'][:3])}); gold: {gold.reason}")
         except ExpagentError as exc:
             row.update(status="not runnable", why=str(exc))
         print(f"   {row['status']}: gold={row.get('gold_resolved')} empty={row.get('empty_resolved')} "
