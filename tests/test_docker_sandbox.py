@@ -386,3 +386,63 @@ def test_prune_images_lists_outdated_agent_images_only(client):
         assert images.offline_base_tag() not in stale
     finally:
         client.images.remove(f"{images.AGENT_REPO}:outdated0000")
+
+
+@pytest.fixture
+def tcp_endpoint():
+    """DOCKER_HOST=tcp://127.0.0.1:PORT forwarded to the local unix socket: a non-default endpoint."""
+    import socket
+    import socketserver
+    import threading
+
+    sock_path = "/var/run/docker.sock"
+    if os.environ.get("DOCKER_HOST", "unix://").split("://")[0] != "unix" or not os.path.exists(sock_path):
+        pytest.skip("needs the local unix socket to forward")
+
+    class Forward(socketserver.BaseRequestHandler):
+        def handle(self):
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(sock_path)
+
+            def pump(src, dst):
+                try:
+                    while data := src.recv(65536):
+                        dst.sendall(data)
+                except OSError:
+                    pass
+                finally:
+                    for s in (src, dst):
+                        try:
+                            s.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+
+            other = threading.Thread(target=pump, args=(upstream, self.request), daemon=True)
+            other.start()
+            pump(self.request, upstream)
+            other.join()
+            upstream.close()
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    server = Server(("127.0.0.1", 0), Forward)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"tcp://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_any_docker_endpoint_works(client, repo, settings, tcp_endpoint, monkeypatch):
+    from expagent.sandbox.docker import docker_available
+
+    monkeypatch.setenv("DOCKER_HOST", tcp_endpoint)
+    assert docker_available()
+    with _sandbox(repo, settings) as sb:
+        name = sb.name
+        assert sb.run("git rev-parse HEAD").output.strip() == sb.base_commit
+        sb.write_file("calc.py", "remote = True\n")
+        assert sb.run("sleep 30", timeout=1).timed_out
+        assert "+remote = True" in sb.diff()
+    assert not _exists(client, name)
