@@ -3,7 +3,8 @@
 ``retrieve(store, query, repo=..., before=..., exclude_instance=..., k=3)`` returns at most ``k`` hits, possibly
 none. How a hit is scored:
 
-1. Candidates: the nearest records by embedding (Chroma, cosine) and the best by BM25 over code-aware tokens
+1. Candidates: the nearest records by embedding (cosine against the vectors stored in Chroma, computed exactly
+   over the records that pass the filters, see ``lexical``) and the best by BM25 over code-aware tokens
    (``tokens.code_tokens``), both under the same filters: kind, status active, ``created_ts < before``
    (a replay never sees the future), ``instance_id != exclude_instance``, and, when ``repo`` is given, records of
    that repo or general lessons (never other repos' episodes).
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
+from expagent.memory.embedding import EmbeddingError
 from expagent.memory.lexical import file_keys_of, lexical_index, symbol_keys_of
 from expagent.memory.records import Episode, Record, parse_time
 from expagent.memory.tokens import code_tokens, mentioned_keys
@@ -176,14 +178,11 @@ def score_candidates(store: Any, query: str, *, repo: str | None = None,
     cfg = settings or DEFAULT_SETTINGS
     kinds = tuple(kinds)
     before_ts = parse_time(before, "before") if before is not None else None
-    total = store.count()
-    if total == 0 or not query.strip():
+    if not query.strip():
         return []
 
-    # lexical candidates, under the same filters as the dense ones
+    # one mask implements the filters for both signals (the same ones Chroma's metadata would apply)
     index = lexical_index(store)
-    q_tokens = code_tokens(query)
-    lex = np.asarray(index.scores(q_tokens), dtype=np.float64)
     mask = np.isin(index.kinds, kinds)
     if repo is not None:
         mask &= (index.repos == repo) | (index.repos == "")
@@ -191,29 +190,28 @@ def score_candidates(store: Any, query: str, *, repo: str | None = None,
         mask &= index.created < before_ts
     if exclude_instance:
         mask &= index.instances != exclude_instance
-    lex_masked = np.where(mask, lex, -1.0)
-    n_lex = min(cfg.candidates, int(mask.sum()))
-    lex_top = np.argpartition(-lex_masked, n_lex - 1)[:n_lex] if n_lex > 0 else np.array([], dtype=int)
-    lex_ids = [index.ids[i] for i in lex_top if lex_masked[i] > 0]
-    lex_score = {index.ids[i]: float(lex[i]) for i in lex_top}
-    ceiling = _bm25_ceiling(index, q_tokens)
+    rows = np.flatnonzero(mask)
+    if rows.size == 0:
+        return []
 
-    # dense candidates
+    # lexical candidates
+    q_tokens = code_tokens(query)
+    lex = np.asarray(index.scores(q_tokens), dtype=np.float64)
+    ceiling = _bm25_ceiling(index, q_tokens)
+    lex_rows = rows[_top(lex[rows], cfg.candidates)]
+    lex_rows = lex_rows[lex[lex_rows] > 0]
+
+    # dense candidates: exact cosine over the stored vectors of the rows that pass the filters
     q_vec = np.asarray(store.embedder.embed([query])[0], dtype=np.float32)
-    where = _where(kinds, repo, before_ts, exclude_instance)
-    dense = store.collection.query(query_embeddings=[q_vec.tolist()], n_results=min(cfg.candidates, total),
-                                   where=where, include=["metadatas", "embeddings"])
-    metas: dict[str, dict[str, Any]] = {}
-    vectors: dict[str, Any] = {}
-    for item_id, meta, emb in zip(dense["ids"][0], dense["metadatas"][0], dense["embeddings"][0]):
-        metas[item_id] = meta
-        vectors[item_id] = np.asarray(emb, dtype=np.float32)
-    missing = [i for i in lex_ids if i not in metas]
-    if missing:
-        got = store.collection.get(ids=missing, include=["metadatas", "embeddings"])
-        for item_id, meta, emb in zip(got["ids"], got["metadatas"], got["embeddings"]):
-            metas[item_id] = meta
-            vectors[item_id] = np.asarray(emb, dtype=np.float32)
+    if index.vectors is None or index.vectors.shape[1] != q_vec.shape[0]:
+        raise EmbeddingError("the memory's vectors do not match the embedding model; re-import the memory")
+    dense = np.asarray(index.vectors[rows] @ q_vec, dtype=np.float64)
+    dense_rows = rows[_top(dense, cfg.candidates)]
+    cand_rows = list(dict.fromkeys([*dense_rows.tolist(), *lex_rows.tolist()]))
+    cos_of = {int(r): float(np.dot(index.vectors[r], q_vec)) for r in cand_rows}
+    cand_ids = [index.ids[r] for r in cand_rows]
+    got = store.collection.get(ids=cand_ids, include=["metadatas"])
+    metas: dict[str, dict[str, Any]] = dict(zip(got["ids"], got["metadatas"]))
     if not metas:
         return []
     pos = index.position()
@@ -224,14 +222,12 @@ def score_candidates(store: Any, query: str, *, repo: str | None = None,
 
     scored: list[tuple[str, dict[str, Any], dict[str, float], float]] = []
     for item_id, meta in metas.items():
-        # re-check the filters on fresh metadata (the lexical cache may predate a retire)
+        # re-check the filters on fresh metadata (the index may predate a retire)
         if not _passes(meta, kinds, repo, before_ts, exclude_instance):
             continue
-        cos = float(np.dot(q_vec, vectors[item_id]))
-        raw_lex = lex_score.get(item_id)
-        if raw_lex is None and item_id in pos:
-            raw_lex = float(lex[pos[item_id]])
-        share = min(1.0, (raw_lex or 0.0) / ceiling)
+        row = pos[item_id]
+        cos = cos_of[row]
+        share = min(1.0, float(lex[row]) / ceiling)
         key = _key_match(q_files, q_symbols, strong_files, strong_symbols, meta)
         # a weighted mean over the signals that apply: lessons have no files/symbols, so for them the key
         # signal is left out rather than counted as a zero (which would sink every lesson below the floor)
@@ -248,6 +244,15 @@ def score_candidates(store: Any, query: str, *, repo: str | None = None,
     records = store.get_many(top_ids)
     return [Hit(item_id, meta["kind"], score, records[item_id][0], parts)
             for item_id, meta, parts, score in scored if item_id in records]
+
+
+def _top(values: Any, n: int) -> Any:
+    """Indices of the ``n`` largest values (unordered)."""
+    import numpy as np
+
+    if values.size <= n:
+        return np.arange(values.size)
+    return np.argpartition(-values, n - 1)[:n]
 
 
 def _passes(meta: dict[str, Any], kinds: Sequence[str], repo: str | None, before_ts: float | None,
