@@ -45,8 +45,10 @@ _MAP = """
 import json, time
 from expagent.codeintel.repomap import build_repo_map, estimate_tokens
 focuses = {focuses!r}
-build_repo_map({root!r}, focuses[0], 1024)  # warm-up: imports, grammar metadata
-out = {{}}
+t = time.perf_counter()
+build_repo_map({root!r}, focuses[1], 1024)  # first call in this process: imports, index load, graph build
+first_ms = 1000 * (time.perf_counter() - t)
+out = {{"__first_call_ms": first_ms}}
 for focus in focuses:
     times = []
     for _ in range(5):
@@ -128,6 +130,7 @@ def main() -> None:
         "warm_build_only_seconds": med(warm, "build_seconds"),
         "incremental_one_file_seconds": med(incremental) if incremental else None,
         "incremental_parsed": incremental[0]["parsed"] if incremental else None,
+        "map_first_call_in_fresh_process_ms": round(maps.pop("__first_call_ms"), 1),
         "map_warm_ms": {f or "(no focus)": round(v["median_ms"], 1) for f, v in maps.items()},
         "map_first_file": {f or "(no focus)": v["first_file"] for f, v in maps.items()},
         "warnings": cold[0]["warnings"],
@@ -166,7 +169,13 @@ def markdown(s: dict) -> str:
         label = focus.splitlines()[0][:50]
         lines.append(f"| repo map, 1024 tokens, warm, focus `{label}` | {ms:.1f} ms "
                      f"(first: `{s['map_first_file'][focus]}`) | < 200 ms |")
-    lines += ["", f"Map goal: {'met' if s['goals']['map_focus_warm<200ms'] else 'NOT met'}.",
+    lines.append(f"| repo map, first call in a fresh process (imports, warm index load, graph build) | "
+                 f"{s['map_first_call_in_fresh_process_ms']:.1f} ms | |")
+    lines += ["", f"Map goal: {'met' if s['goals']['map_focus_warm<200ms'] else 'NOT met'}. Warm map calls in one "
+              "process (as the agent's `repo_map` tool makes them) keep the last index in memory and reuse the "
+              "reference graph of an unchanged index; each still lists and stats every file, and ranks for its "
+              "focus. The first call in a fresh process (the `expagent map` command) also pays the imports "
+              "(numpy included), reading the cache file and building the graph.",
               f"Index warnings on this source: {s['warnings'] or 'none'}.", ""]
     return "\n".join(lines)
 

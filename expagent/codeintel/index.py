@@ -120,7 +120,12 @@ class SymbolIndex:
         root = root.resolve()
         cache_path = repo_cache_dir(root) / "index.json"
         grammars = languages.grammar_versions()
-        cached = _load_cache(cache_path, grammars, max_file_bytes) if use_cache else {}
+        memo = _MEMO.get(str(cache_path)) if use_cache else None
+        if memo is not None and memo.max_file_bytes == max_file_bytes:
+            cached = memo.records  # this process built it last time: skip reading and decoding the JSON
+        else:
+            memo = None
+            cached = _load_cache(cache_path, grammars, max_file_bytes) if use_cache else {}
 
         stats = IndexStats()
         entries: dict[str, FileEntry] = {}
@@ -146,7 +151,10 @@ class SymbolIndex:
             else:
                 record = _index_file(full, st, spec, record, max_file_bytes, stats)
             new_cache[rel] = record
-            _count_and_add(rel, record, entries, stats)
+            if memo is not None and record is cached.get(rel) and rel in memo.entries:
+                _count_and_add(rel, record, entries, stats, reuse=memo.entries[rel])
+            else:
+                _count_and_add(rel, record, entries, stats)
 
         if use_cache and new_cache != cached:
             from expagent.fsutil import atomic_write_json
@@ -162,6 +170,13 @@ class SymbolIndex:
         index.fingerprint = hashlib.sha1(
             json.dumps([[rel, r["m"], r["s"], r.get("h")] for rel, r in sorted(new_cache.items())]).encode()
         ).hexdigest()
+        if memo is not None and memo.fingerprint == index.fingerprint:
+            index._by_name = memo.by_name
+        if use_cache:
+            _MEMO.pop(str(cache_path), None)
+            while len(_MEMO) >= _MEMO_SIZE:  # a replay visits many repositories: keep the most recent few
+                _MEMO.pop(next(iter(_MEMO)))
+            _MEMO[str(cache_path)] = _Memo(new_cache, entries, max_file_bytes, index.fingerprint, index)
         return index
 
     # -- queries ---------------------------------------------------------------------------------------
@@ -198,7 +213,27 @@ class SymbolIndex:
         return best
 
 
-def _count_and_add(rel: str, record: dict, entries: dict[str, FileEntry], stats: IndexStats) -> None:
+class _Memo:
+    """The last index this process built for a repository, so the next build need not re-read the cache file."""
+
+    def __init__(self, records: dict, entries: dict, max_file_bytes: int, fingerprint: str, index: "SymbolIndex"):
+        self.records = records
+        self.entries = entries
+        self.max_file_bytes = max_file_bytes
+        self.fingerprint = fingerprint
+        self._index = index
+
+    @property
+    def by_name(self):
+        return self._index._by_name
+
+
+_MEMO: dict[str, _Memo] = {}
+_MEMO_SIZE = 4
+
+
+def _count_and_add(rel: str, record: dict, entries: dict[str, FileEntry], stats: IndexStats,
+                   reuse: FileEntry | None = None) -> None:
     skip = record.get("skip")
     if skip == "binary":
         stats.skipped_binary += 1
@@ -213,6 +248,9 @@ def _count_and_add(rel: str, record: dict, entries: dict[str, FileEntry], stats:
         if record.get("e"):
             stats.syntax_errors += 1
         stats.indexed += 1
+        if reuse is not None:
+            entries[rel] = reuse
+            return
         entries[rel] = FileEntry(
             rel, record["l"],
             FileSymbols([Definition.from_row(r) for r in record["d"]], record["r"], bool(record.get("e"))),
