@@ -144,9 +144,16 @@ def test_synth_end_to_end_on_a_small_package(tmp_path, home):
     head_before = _git(repo, "rev-parse", "HEAD")
     refs_before = _git(repo, "show-ref")
     out = tmp_path / "suite"
+    # a scripted model rewrites statements: its first rewrite names failing tests (so it is refused and the
+    # template kept), its second is used
+    script = tmp_path / "rewrites.yaml"
+    script.write_text(json.dumps({"replies": [
+        "Broken since today: test_clamp_inside test_clamp_low test_clamp_high test_first_word test_first_word_blank",
+        "A helper in kit gives the wrong answer for a plain input.",
+    ]}))
     # try every candidate, so that each kind of discard happens
     report = synthesize(str(repo), out, SynthOptions(n=20, chain_length=20, max_trials_per_module=100, seed=1,
-                                                          test_cmd=FAST_PYTEST))
+                                                          test_cmd=FAST_PYTEST, model=f"scripted:{script}"))
 
     # bad mutations were discarded and counted: the untested function, the guard every call goes
     # through, and the order-dependent test
@@ -173,6 +180,8 @@ def test_synth_end_to_end_on_a_small_package(tmp_path, home):
     assert created == sorted(created)
     all_ids = {f"tests/test_helpers.py::{name}" for name in (
         "test_clamp_inside", "test_clamp_low", "test_clamp_high", "test_first_word", "test_first_word_blank")}
+    assert [r["statement_source"] for r in records] == ["template", "model"]
+    assert records[1]["problem_statement"] == "A helper in kit gives the wrong answer for a plain input.\n"
     for record in records:
         assert record["test_patch"] == ""
         assert record["FAIL_TO_PASS"] and set(record["FAIL_TO_PASS"]) <= all_ids
@@ -180,8 +189,9 @@ def test_synth_end_to_end_on_a_small_package(tmp_path, home):
         statement = record["problem_statement"]
         for test_id in record["FAIL_TO_PASS"] + record["PASS_TO_PASS"]:
             assert test_id.split("::")[-1] not in statement
-        assert record["mutation"]["function"] in statement  # the user names the function they called
-        assert "```python" in statement and ">>> " in statement
+        if record["statement_source"] == "template":
+            assert record["mutation"]["function"] in statement  # the user names the function they called
+            assert "```python" in statement and ">>> " in statement
 
     # the suite carries a bare repository with every base commit, and the grader's resolver finds it
     from expagent.tasks.repos import has_commit, resolve_repo
