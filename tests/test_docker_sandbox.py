@@ -446,3 +446,62 @@ def test_any_docker_endpoint_works(client, repo, settings, tcp_endpoint, monkeyp
         assert sb.run("sleep 30", timeout=1).timed_out
         assert "+remote = True" in sb.diff()
     assert not _exists(client, name)
+
+
+@pytest.fixture
+def ssh_endpoint(tmp_path, monkeypatch):
+    """A private sshd on a free local port that logs root in with a throw-away key: ssh://root@127.0.0.1:PORT."""
+    import shutil
+    import socket
+
+    sshd = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
+    if not sshd or os.geteuid() != 0 or not os.path.exists("/var/run/docker.sock"):
+        pytest.skip("needs openssh-server, root, and the daemon on this machine")
+    keys = tmp_path / "ssh"
+    keys.mkdir()
+    for name in ("host", "user"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True)
+    (keys / "authorized_keys").write_text((keys / "user.pub").read_text())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = keys / "sshd_config"
+    config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {keys / 'host'}\n"
+                      f"AuthorizedKeysFile {keys / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
+                      f"PasswordAuthentication no\nStrictModes no\nPidFile {keys / 'sshd.pid'}\n")
+    os.makedirs("/run/sshd", exist_ok=True)
+    server = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
+    try:
+        # paramiko (the SDK's ssh transport) reads ~/.ssh/config and ~/.ssh/known_hosts
+        home = tmp_path / "home"
+        (home / ".ssh").mkdir(parents=True)
+        (home / ".ssh" / "config").write_text(f"Host 127.0.0.1\n  IdentityFile {keys / 'user'}\n")
+        host_key = (keys / "host.pub").read_text().split()
+        (home / ".ssh" / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
+        monkeypatch.setenv("HOME", str(home))
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "sshd did not start"
+                time.sleep(0.1)
+        yield f"ssh://root@127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_sandbox_over_ssh_endpoint(client, repo, settings, ssh_endpoint, monkeypatch):
+    from expagent.sandbox.docker import docker_available
+
+    monkeypatch.setenv("DOCKER_HOST", ssh_endpoint)
+    assert docker_available(timeout=10)
+    with _sandbox(repo, settings) as sb:
+        name = sb.name
+        assert _exists(client, name)
+        sb.write_file("calc.py", "over_ssh = True\n")
+        assert sb.run("python calc.py && echo ran").output.strip() == "ran"
+        assert "+over_ssh = True" in sb.diff()
+    assert not _exists(client, name)

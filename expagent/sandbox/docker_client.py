@@ -22,16 +22,21 @@ def endpoint() -> str:
 
 
 def make_client(timeout: float = 60.0) -> Any:
-    """A docker SDK client for ``DOCKER_HOST`` (ssh:// uses the ssh binary when paramiko is absent)."""
+    """A docker SDK client for ``DOCKER_HOST`` (unix, tcp, ssh: whatever the SDK accepts).
+
+    ``ssh://`` goes through paramiko, which reads ``~/.ssh/config`` and ``known_hosts``; it was
+    about twice as fast per API call as shelling out to the ``ssh`` binary when measured.
+    """
     import docker
 
-    use_ssh_client = False
     if endpoint().startswith("ssh://"):
         try:
             import paramiko  # noqa: F401
         except ImportError:
-            use_ssh_client = True
-    return docker.from_env(timeout=max(1, int(round(timeout))), use_ssh_client=use_ssh_client)
+            raise SandboxUnavailable(
+                f"DOCKER_HOST={endpoint()} needs the paramiko package (pip install 'docker[ssh]')"
+            ) from None
+    return docker.from_env(timeout=max(1, int(round(timeout))))
 
 
 def docker_available(timeout: float = 2.0) -> bool:
@@ -72,6 +77,8 @@ def connect(timeout: float = 60.0) -> Any:
         client = make_client(timeout)
         client.ping()
         return client
+    except SandboxUnavailable:
+        raise
     except ImportError:
         raise SandboxUnavailable("the 'docker' Python package is missing (pip install docker)") from None
     except Exception as exc:
