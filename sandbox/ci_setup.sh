@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare a machine (CI) for the real Docker sandbox tests:
-#   1. install docker.io, bubblewrap, debootstrap when missing (apt);
+#   1. install docker.io, bubblewrap, debootstrap (and openssh-server, for the ssh:// test) when missing;
 #   2. start dockerd when no daemon answers, and wait for it;
 #   3. build the offline base image and the agent image unless the hash-tagged images exist
 #      (`expagent sandbox build --offline` skips what is present: that is the cache).
@@ -17,6 +17,8 @@ missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+# sshd only for the test that reaches the daemon over DOCKER_HOST=ssh:// (it starts a private sshd)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> apt-get install ${missing[*]}"
   $sudo apt-get update -qq
