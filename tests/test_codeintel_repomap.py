@@ -116,6 +116,16 @@ def test_pagerank_personalisation_moves_rank():
     assert abs(sum(plain.values()) - 1.0) < 1e-6
     assert focused["c"] > plain["c"]
     assert plain["c"] < plain["a"]
+    # the vectorised version the map uses computes the same ranks
+    import numpy as np
+
+    from expagent.codeintel.repomap import _pagerank_arrays
+
+    src, dst, w = np.array([0, 1, 2]), np.array([1, 0, 0]), np.array([1.0, 1.0, 1.0])
+    converged = (pagerank(nodes, edges, iterations=300), pagerank(nodes, edges, {"c": 1.0}, iterations=300))
+    for restart, expected in zip((np.full(3, 1 / 3), np.array([0.0, 0.0, 1.0])), converged):
+        ranks = _pagerank_arrays(3, src, dst, w, restart)
+        assert np.allclose(ranks, [expected["a"], expected["b"], expected["c"]], atol=1e-4)
 
 
 def test_extract_mentions_from_traceback_and_code():

@@ -27,7 +27,7 @@ from typing import Any
 
 CHARS_PER_TOKEN = 4
 _DAMPING = 0.85
-_ITERATIONS = 30
+_ITERATIONS = 100
 
 
 def estimate_tokens(text: str) -> int:
