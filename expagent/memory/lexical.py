@@ -99,14 +99,16 @@ def lexical_tokens(record: Any) -> list[str]:
 def patch_identifiers(patch: str) -> list[str]:
     """Each distinct code identifier in a patch's hunks, once: the vocabulary of the code the fix lives in
     (names an issue mentions often appear only there). Once each, so a long patch does not swamp the issue text."""
+    body = "\n".join(line[1:] for line in patch.splitlines()
+                     if line[:1] in (" ", "+", "-", "@") and not line.startswith(("+++", "---")))
     seen: dict[str, None] = {}
-    for line in patch.splitlines():
-        if line.startswith(("+++", "---", "diff ", "index ")) or not line[:1] in (" ", "+", "-", "@"):
-            continue
-        for tok in code_tokens(line[1:]):
-            if "_" in tok or "." in tok or len(tok) > 3:
-                seen.setdefault(tok, None)
+    for tok in code_tokens(body):
+        if "_" in tok or "." in tok or len(tok) > 3:
+            seen.setdefault(tok, None)
     return list(seen)
+
+
+_token_memo: dict[str, list[str]] = {}
 
 
 def _build(store: Any, token: str) -> LexicalIndex:
@@ -127,7 +129,12 @@ def _build(store: Any, token: str) -> LexicalIndex:
         repos.append(meta.get("repo", "") or "")
         instances.append(meta.get("instance_id", "") or "")
         created.append(float(meta.get("created_ts") or 0.0))
-        corpus.append(lexical_tokens(record) or ["\u2205"])
+        tokens = _token_memo.get(item_id)
+        if tokens is None:
+            # records never change text (episodes are immutable, a new lesson version is a new record), so a
+            # record's tokens can be kept for the life of the process and reused by every rebuild
+            tokens = _token_memo[item_id] = lexical_tokens(record) or ["\u2205"]
+        corpus.append(tokens)
         vectors.append(emb or [])
     bm25 = None
     if corpus:

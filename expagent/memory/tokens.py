@@ -13,6 +13,7 @@ Issue texts talk about code: ``QuerySet.bulk_create``, ``django/db/models/query.
 
 from __future__ import annotations
 
+import functools
 import re
 
 _STOP = frozenset(
@@ -43,23 +44,30 @@ def code_tokens(text: str) -> list[str]:
     """Tokens of ``text`` for BM25: whole identifiers, dotted paths and file names, plus their parts."""
     out: list[str] = []
     for m in _COMPOUND.finditer(text or ""):
-        word = m.group(0)
-        if "." in word or "/" in word:
-            lowered = word.lower()
-            out.append(lowered)
-            pieces = [p for p in re.split(r"[./]", word) if p]
-            if "/" in word or lowered.endswith(_FILE_SUFFIXES):
-                last = pieces[-1] if pieces else ""
-                # "query.py" (the file name) is a strong key on its own
-                if len(pieces) >= 2 and ("." + pieces[-1].lower()) in _FILE_SUFFIXES:
-                    if "/" in word:
-                        out.append(f"{pieces[-2].lower()}.{last.lower()}")
-                    pieces = pieces[:-1]
-            for piece in pieces:
-                out.extend(_identifier_tokens(piece))
-        else:
-            out.extend(_identifier_tokens(word))
+        out.extend(_word_tokens(m.group(0)))
     return out
+
+
+@functools.lru_cache(maxsize=200_000)
+def _word_tokens(word: str) -> tuple[str, ...]:
+    # words repeat a lot across records (self, return, the names of a project's API): tokenise each once
+    out: list[str] = []
+    if "." in word or "/" in word:
+        lowered = word.lower()
+        out.append(lowered)
+        pieces = [p for p in re.split(r"[./]", word) if p]
+        if "/" in word or lowered.endswith(_FILE_SUFFIXES):
+            last = pieces[-1] if pieces else ""
+            # "query.py" (the file name) is a strong key on its own
+            if len(pieces) >= 2 and ("." + pieces[-1].lower()) in _FILE_SUFFIXES:
+                if "/" in word:
+                    out.append(f"{pieces[-2].lower()}.{last.lower()}")
+                pieces = pieces[:-1]
+        for piece in pieces:
+            out.extend(_identifier_tokens(piece))
+    else:
+        out.extend(_identifier_tokens(word))
+    return tuple(out)
 
 
 def _identifier_tokens(word: str) -> list[str]:
