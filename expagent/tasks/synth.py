@@ -118,7 +118,7 @@ def _is_pypi_spec(text: str) -> bool:
     return text.startswith("pypi:") or ("==" in text and not Path(text).exists())
 
 
-def prepare_source(spec: str, work: Path) -> tuple[Source, str]:
+def prepare_source(spec: str, work: Path, echo: Callable[[str], None] = lambda _msg: None) -> tuple[Source, str]:
     """Put a git repository holding the pristine source at ``work``; return (source, pristine sha)."""
     from expagent.tasks import pypi_source
 
@@ -138,6 +138,8 @@ def prepare_source(spec: str, work: Path) -> tuple[Source, str]:
         raise SynthError(f"{path} is not a git repository with a commit (run git init and commit it first)") from None
     if Path(top).resolve() != path:
         raise SynthError(f"{path} is inside the git repository {top}; give the repository's top directory")
+    if synth_git.git(path, "status", "--porcelain", "--untracked-files=no").strip():
+        echo(f"notice: {path} has uncommitted changes; synth uses the last commit ({sha[:12]}) and ignores them")
     # the user's repository is never touched: tasks are made in a clone
     synth_git.git(work.parent, "clone", "-q", "--no-hardlinks", str(path), str(work))
     synth_git.git(work, "checkout", "-q", "--detach", sha)
@@ -248,7 +250,7 @@ class Synthesizer:
         with tempfile.TemporaryDirectory(prefix="expagent-synth-") as tmp:
             tmp_path = Path(tmp)
             work = tmp_path / "repo"
-            source, pristine = prepare_source(self.spec, work)
+            source, pristine = prepare_source(self.spec, work, self.echo)
             self.echo(f"source: {source.repo} {source.version} at {pristine[:12]}")
             checkout = self.checkout = tmp_path / "scratch"
             synth_git.git(tmp_path, "clone", "-q", "--no-checkout", str(work), str(checkout))
