@@ -340,6 +340,12 @@ class Synthesizer:
     def _module(self, runner, checkout, module, text, mutations, tests, baseline, source, want) -> list[Candidate]:
         opts = self.options
         base = {t: s for t, s in baseline.items() if t.split("::")[0] in tests}
+        if len(tests) < len(set(t.split("::")[0] for t in baseline)):
+            # these files alone (as trials and grading run them) may behave differently from the whole suite
+            alone = runner.run(tests, timeout=self._timeout(getattr(self, "baseline_duration", 10.0)))
+            base = {t: s for t, s in base.items() if alone.statuses.get(t) in PASSING}
+        if not base:
+            return []
         api = _module_api(text)
         found: list[Candidate] = []
         used_functions: set[str] = set()
