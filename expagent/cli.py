@@ -35,7 +35,15 @@ def _register() -> None:
         module.register(app)
 
 
+def _terminate(signum, frame) -> None:
+    # SIGTERM (a CI runner, `kill`, a closing terminal) cleans up like Ctrl-C: sandboxes are removed
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     _register()
     try:
         app()

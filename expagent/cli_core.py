@@ -32,6 +32,8 @@ def fix(
     cost_limit: Optional[float] = typer.Option(None, "--cost-limit"),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Seconds."),
     test_command: Optional[str] = typer.Option(None, "--test-command", help="How to run the repo's tests."),
+    network: Optional[bool] = typer.Option(None, "--network/--no-network",
+                                           help="Allow network access in the Docker sandbox (off by default)."),
     apply: bool = typer.Option(False, "--apply", help="Apply the patch to the working tree when done."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Run the tests before and after the patch."),
 ) -> None:
@@ -40,7 +42,7 @@ def fix(
 
     flags = {
         "model": model, "api_base": api_base, "sandbox": sandbox, "memory": memory, "step_limit": step_limit,
-        "cost_limit": cost_limit, "time_limit": time_limit, "test_command": test_command,
+        "cost_limit": cost_limit, "time_limit": time_limit, "test_command": test_command, "docker_network": network,
     }
     code = run_fix(FixOptions(issue=issue, issue_file=str(issue_file) if issue_file else None, repo=repo,
                               flags=flags, apply=apply, verify=verify))

@@ -9,6 +9,7 @@ library and never written anywhere by expagent.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import tomllib
@@ -46,6 +47,9 @@ class Settings:
     docker_memory: str = "4g"
     docker_cpus: float = 2.0
     docker_pids: int = 512
+    # set-up commands for the sandbox (e.g. installing the project and its test dependencies); in Docker they
+    # run once with the network on and the result is cached as an image keyed by their hash
+    sandbox_setup: list[str] = field(default_factory=list)
     # experience
     memory: MemoryMode = "on"
     memory_k: int = 3
@@ -92,6 +96,16 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             return None
         raise ConfigError(f"{origin}: '{name}' cannot be empty")
     base = typ
+    if get_origin(typ) is list:
+        if isinstance(value, str):  # from the environment: a JSON list, or one command
+            text = value.strip()
+            try:
+                value = json.loads(text) if text.startswith("[") else [text]
+            except json.JSONDecodeError:
+                raise ConfigError(f"{origin}: '{name}' must be a JSON list of strings") from None
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{origin}: '{name}' must be a list of strings (got {value!r})")
+        return list(value)
     if get_origin(typ) is Literal:
         allowed = get_args(typ)
         if str(value) not in allowed:

@@ -77,7 +77,9 @@ def run_agent(
     toolbox = ToolBox(settings.command_timeout, settings.output_limit)
     trajectory_path = request.run_dir / "trajectory.json"
     sandbox = make_sandbox(settings.sandbox, request.repo, settings, base_commit=request.base_commit,
-                           image=request.image, setup=request.setup, notice=notice, ro_paths=request.ro_paths,
+                           image=request.image or settings.docker_image,
+                           setup=request.setup if request.setup is not None else (settings.sandbox_setup or None),
+                           notice=notice, ro_paths=request.ro_paths,
                            command_prefix=request.command_prefix)
     with sandbox:
         for make_tool in request.extra_tools:

@@ -53,3 +53,17 @@ def test_config_show_cli(tmp_path, isolated_home):
     assert not any("key" in name for name in shown)
     table = run_cli("config", "show", "--repo", str(tmp_path))
     assert table.returncode == 0 and "ollama/qwen" in table.stdout
+
+
+def test_sandbox_setup_runs_before_the_agent_with_network_then_without(buggy_repo, tmp_path, monkeypatch):
+    from expagent.sandbox.local import LocalSandbox
+
+    (buggy_repo / ".expagent.toml").write_text('sandbox_setup = ["echo prepared > .setup-marker"]\n')
+    settings = load_settings(buggy_repo)
+    assert settings.sandbox_setup == ["echo prepared > .setup-marker"]
+    monkeypatch.setenv("EXPAGENT_SANDBOX_SETUP", "[not json")
+    with pytest.raises(ConfigError, match="JSON list"):
+        load_settings(buggy_repo)
+    with LocalSandbox(buggy_repo, setup=settings.sandbox_setup) as sandbox:
+        assert sandbox.read_file(".setup-marker") == "prepared\n"
+        assert sandbox.network is False

@@ -96,11 +96,16 @@ class LocalSandbox(Sandbox):
             if not _warned_no_bwrap:
                 self._warn("warning: bubblewrap not found; local sandbox commands run without network isolation")
                 _warned_no_bwrap = True
-        for command in self.setup:
-            result = self.run(command, timeout=1800)
-            if result.exit_code != 0:
-                self.close()
-                raise SandboxError(f"sandbox set-up command failed ({command!r}): {result.output.strip()[-300:]}")
+        # set-up commands may install dependencies: like Docker's set-up images, they run with the network on
+        network, self.network = self.network, True
+        try:
+            for command in self.setup:
+                result = self.run(command, timeout=1800)
+                if result.exit_code != 0:
+                    self.close()
+                    raise SandboxError(f"sandbox set-up command failed ({command!r}): {result.output.strip()[-300:]}")
+        finally:
+            self.network = network
 
     def close(self) -> None:
         root, self.root = self.root, None
