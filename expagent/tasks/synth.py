@@ -262,6 +262,10 @@ class Synthesizer:
                     f"no tests found in {self.spec} (no test_*.py or *_test.py files): synth needs a test suite; "
                     "generated nothing"
                 )
+            unknown = [m for m in self.options.modules or [] if m not in find_source_modules(files)]
+            if unknown:
+                raise SynthError(f"not a source module of this repository: {unknown[0]} (give a path like "
+                                 f"{(find_source_modules(files) or ['pkg/mod.py'])[0]})")
             recipe = self.recipe(source)
             runner = self._runner(source, recipe, work, checkout, pristine)
             baseline = self._baseline(runner, test_files)
@@ -301,12 +305,7 @@ class Synthesizer:
     def _search(self, runner, checkout, files, test_files, baseline, source) -> list[tuple[str, list[Candidate]]]:
         """Kept candidates grouped by module, modules in the order they were searched."""
         opts = self.options
-        modules = find_source_modules(files)
-        if opts.modules:
-            unknown = [m for m in opts.modules if m not in modules]
-            if unknown:
-                raise SynthError(f"not a source module of this repository: {unknown[0]}")
-            modules = list(opts.modules)
+        modules = list(opts.modules) if opts.modules else find_source_modules(files)
         plans = []
         for module in modules:
             text = (checkout / module).read_text(encoding="utf-8", errors="replace")
