@@ -124,8 +124,14 @@ TEST_FILE = textwrap.dedent('''\
 
 
     class TestParse:
+        base = 10
+
         def test_parse_number(self):
             assert parse("x7") == 7
+
+        def test_total_with_base(self):
+            start = self.base
+            assert total([start]) == 10
 ''')
 
 
@@ -149,6 +155,10 @@ def test_statement_is_built_from_real_pytest_output(tmp_path):
     raised = observe(failure_for("test_sample.py::TestParse::test_parse_number", failures), read_file)
     assert raised.outcome == "raised" and raised.error.startswith("ValueError: invalid literal")
     assert raised.expected == "7"
+
+    # a test class's simple attribute is shown as its value
+    attr = observe(failure_for("test_sample.py::TestParse::test_total_with_base", failures), read_file)
+    assert (attr.setup, attr.call, attr.actual) == (["start = 10"], "total([start])", "11")
 
     # parametrized: the shown argument values are put into the call, and the call is found on either side
     param = observe(failure_for("test_sample.py::test_plural[cow-cows]", failures), read_file)

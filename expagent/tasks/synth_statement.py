@@ -36,6 +36,7 @@ class Failure:
     exception: str = ""  # the exception type named on the location line
     location: tuple[str, int] | None = None  # (test file, line) of the failing statement in the test
     args: dict[str, str] = field(default_factory=dict)  # the test's arguments as shown (parametrized values)
+    class_attrs: dict[str, str] = field(default_factory=dict)  # simple attributes of the test's class
 
     @property
     def error_line(self) -> str:
@@ -154,7 +155,24 @@ def _test_ast_from_file(failure: Failure, read_file) -> tuple[ast.FunctionDef, a
         return None
     func = max(funcs, key=lambda n: n.lineno)  # the innermost
     stmt = _statement_at(func, line)
+    classes = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.lineno <= line <= n.end_lineno]
+    if classes:
+        # ``D = dict`` in the test class lets ``self.D`` be shown as what it is
+        for node in max(classes, key=lambda n: n.lineno).body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                    and _simple_value(node.value)):
+                failure.class_attrs[node.targets[0].id] = ast.unparse(node.value)
     return (func, stmt) if stmt is not None else None
+
+
+def _simple_value(node: ast.AST) -> bool:
+    if isinstance(node, (ast.Name, ast.Attribute)):
+        return True
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
 
 
 def _test_ast(failure: Failure, read_file=None) -> tuple[ast.FunctionDef, ast.stmt] | None:
@@ -185,26 +203,39 @@ def _has_call(node: ast.AST) -> bool:
 
 
 class _Inline(ast.NodeTransformer):
-    def __init__(self, values: dict[str, ast.expr]):
+    def __init__(self, values: dict[str, ast.expr], attrs: dict[str, ast.expr]):
         self.values = values
+        self.attrs = attrs
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
         if isinstance(node.ctx, ast.Load) and node.id in self.values:
             return copy.deepcopy(self.values[node.id])
         return node
 
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        if (isinstance(node.value, ast.Name) and node.value.id == "self" and isinstance(node.ctx, ast.Load)
+                and node.attr in self.attrs):
+            return copy.deepcopy(self.attrs[node.attr])
+        return self.generic_visit(node)
 
-def _substitute(node: ast.AST, values: dict[str, str]) -> ast.AST:
-    """``node`` with the test's (parametrized) argument names replaced by the values pytest showed."""
+
+def _parsed(values: dict[str, str]) -> dict[str, ast.expr]:
     parsed = {}
     for name, text in values.items():
         try:
             parsed[name] = ast.parse(text, mode="eval").body
         except SyntaxError:
             continue
-    if not parsed:
+    return parsed
+
+
+def _substitute(node: ast.AST, values: dict[str, str], attrs: dict[str, str] | None = None) -> ast.AST:
+    """``node`` with the test's (parametrized) argument names replaced by the values pytest showed,
+    and ``self.x`` by the test class's simple attribute ``x``."""
+    names, fields_ = _parsed(values), _parsed(attrs or {})
+    if not names and not fields_:
         return node
-    return _Inline(parsed).visit(copy.deepcopy(node))
+    return _Inline(names, fields_).visit(copy.deepcopy(node))
 
 
 def _names(node: ast.AST) -> set[str]:
@@ -307,9 +338,11 @@ def observe(failure: Failure, read_file=None) -> Observation | None:
     values = {name: text for name, text in failure.args.items() if name in params}
 
     def result(call_node: ast.AST, **kw) -> Observation:
-        call_node = _substitute(call_node, values)
+        needed = _names(call_node)
+        call_node = _substitute(call_node, values, failure.class_attrs)
         call = ast.unparse(call_node)
-        setup = _setup_for(func, stmt, _names(call_node))
+        setup = [ast.unparse(_substitute(ast.parse(line), values, failure.class_attrs))
+                 for line in _setup_for(func, stmt, needed)]
         # the interesting call may sit in the setup (``result = f(x)`` then ``assert result == ...``)
         names = _call_names(call_node) + [n for line in setup for n in _call_names(ast.parse(line))]
         # a function the reproducer defines itself is not the library's: name what wraps it instead
