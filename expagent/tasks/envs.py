@@ -84,7 +84,9 @@ def env_key(recipe: EnvRecipe, repo: str, env_commit: str, python_exe: str, pyth
         "repo": repo,
         "env_commit": env_commit,
         "python": [str(Path(python_exe).resolve()), python_version],
-        "recipe": {name: getattr(recipe, name) for name in EnvRecipe.BUILD_FIELDS},
+        # empty settings are left out, so that adding a new optional setting keeps existing envs valid
+        "recipe": {name: getattr(recipe, name) for name in EnvRecipe.BUILD_FIELDS
+                   if getattr(recipe, name) not in ([], False, None, "")},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -175,7 +177,7 @@ class _StepFailed(Exception):
 
 def _needs_pip(recipe: EnvRecipe) -> bool:
     commands = " ".join(recipe.install + recipe.pre_install)
-    return bool(recipe.requirements or recipe.packages or recipe.pip_packages or "pip" in commands)
+    return bool(recipe.bootstrap or recipe.requirements or recipe.packages or recipe.pip_packages or "pip" in commands)
 
 
 def build_env(
@@ -229,6 +231,8 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
         builder.run(["git", "clone", "--quiet", "--no-checkout", str(source), str(path / "src")], path)
         builder.run(["git", "-C", str(path / "src"), "checkout", "--quiet", "--detach", env_commit], path)
         pip = [str(path / "venv" / "bin" / "python"), "-m", "pip", "install"]
+        if recipe.bootstrap:
+            builder.run([*pip, *recipe.bootstrap], path / "src")
         for name in recipe.requirements:
             if (path / "src" / name).is_file():
                 if recipe.requirements_exclude:

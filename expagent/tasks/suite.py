@@ -59,7 +59,7 @@ REQUIRED_FIELDS = ("instance_id", "repo", "base_commit", "problem_statement", "t
 class EnvRecipe:
     """How to build and use a Python environment for one (repository, version).
 
-    Build order (SWE-bench's): ``requirements`` (the first of these files that exists in the
+    Build order (SWE-bench's, after ``bootstrap``): ``requirements`` (the first of these files that exists in the
     environment checkout) and ``packages``, then ``pip_packages``, then ``pre_install`` and
     ``install`` run as shell commands in the environment checkout with the venv activated.
     ``constraints`` are pins applied to every pip call of the build (``PIP_CONSTRAINT``): this is
@@ -68,6 +68,8 @@ class EnvRecipe:
     """
 
     python: str = "3.11"
+    # pip requirement specs installed first of all, e.g. a newer pip for an old interpreter
+    bootstrap: list[str] = field(default_factory=list)
     requirements: list[str] = field(default_factory=list)
     # requirement names dropped from that file (packages that no longer install, e.g. removed stubs)
     requirements_exclude: list[str] = field(default_factory=list)
@@ -88,7 +90,7 @@ class EnvRecipe:
 
     #: fields that shape the environment itself (the cache key); the rest only affect test runs
     BUILD_FIELDS = (
-        "python", "requirements", "requirements_exclude", "packages", "pip_packages", "pre_install", "install",
+        "python", "bootstrap", "requirements", "requirements_exclude", "packages", "pip_packages", "pre_install", "install",
         "constraints", "system_site_packages",
     )
 
