@@ -61,7 +61,7 @@ def synth(
     chains = ", ".join(f"{k} ({v})" for k, v in summary["chains"].items())
     typer.echo(f"wrote {summary['tasks']} tasks to {out} (chains: {chains})")
     typer.echo(f"tried {summary['tried']} mutations; discarded: {discarded}")
-    typer.echo(f"check them with: expagent eval {out} --validate")
+    typer.echo(f"check them with: expagent eval {out} --validate; run them in order with: expagent replay {out}")
 
 
 def register(app: typer.Typer) -> None:
