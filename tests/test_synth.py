@@ -200,6 +200,13 @@ def test_synth_end_to_end_on_a_small_package(tmp_path, home):
     assert carried == (out / "repo.git").resolve()
     assert all(has_commit(carried, r["base_commit"]) for r in records)
 
+    # and the grader validates them: the gold patch resolves each task, no patch does not
+    from expagent.tasks.grader import grade
+
+    for task in suite.tasks:
+        assert grade(task, task.patch).resolved, task.instance_id
+        assert not grade(task, "").resolved, task.instance_id
+
     # a fresh clone of the user's repository gets the very same base commits back from the records alone
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
