@@ -100,6 +100,8 @@ def write(rows: list[dict], meta: dict) -> None:
             f"{_fmt(r.get('env_first_s'))} | {_fmt(r.get('env_cached_s'))} | {_fmt(r.get('harness_s'))} | "
             f"{_fmt(r.get('tests_s'))} | {note} |"
         )
+    if meta.get("notes"):
+        lines += ["", "Notes:", ""] + [f"- {note}" for note in meta["notes"]]
     (RESULTS / "swe_lite_validation.md").write_text("\n".join(lines) + "\n")
 
 
@@ -125,8 +127,15 @@ def main() -> int:
     parser.add_argument("--instance", action="append", help="only these instances (repeatable)")
     parser.add_argument("--timeout", type=float, default=None, help="per-test-run timeout (default: recipe's)")
     parser.add_argument("--resume", action="store_true", help="keep the graded rows of the last results file")
+    parser.add_argument("--note", action="append", default=[], help="a note for the results (repeatable)")
+    parser.add_argument("--render", action="store_true", help="only rewrite the .md from the .json (adding --note)")
     args = parser.parse_args()
     os.environ["EXPAGENT_HOME"] = args.home
+    if args.render:
+        data = json.loads((RESULTS / "swe_lite_validation.json").read_text())
+        data["meta"]["notes"] = [*data["meta"].get("notes", []), *args.note]
+        write(data["instances"], data["meta"])
+        return 0
 
     from expagent.errors import ExpagentError
     from expagent.tasks.envs import ensure_env
@@ -135,8 +144,10 @@ def main() -> int:
     from expagent.tasks.suite import load_suite
 
     suite = load_suite(args.tasks)
-    tasks = [suite.task(i) for i in args.instance] if args.instance else suite.tasks
+    selected = {suite.task(i).instance_id for i in args.instance} if args.instance else None
+    tasks = suite.tasks
     meta = {
+        "notes": list(args.note),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}",
         "tasks": Path(args.tasks).name,
@@ -148,10 +159,15 @@ def main() -> int:
     if args.resume and previous.is_file():
         old = json.loads(previous.read_text())
         meta["started_at"] = old["meta"]["started_at"]
-        done = {r["instance_id"]: r for r in old["instances"] if r["status"] == "graded"}
+        meta["notes"] = old["meta"].get("notes", [])
+        # keep graded rows, and every row of an instance not selected for this run
+        done = {r["instance_id"]: r for r in old["instances"]
+                if r["status"] == "graded" or (selected is not None and r["instance_id"] not in selected)}
     for task in tasks:
-        if task.instance_id in done:
+        if task.instance_id in done and (selected is None or task.instance_id not in selected):
             rows.append(done[task.instance_id])
+            continue
+        if selected is not None and task.instance_id not in selected:
             continue
         row: dict = {"instance_id": task.instance_id, "repo": task.repo, "version": task.version}
         print(f"== {task.instance_id}", flush=True)
@@ -191,6 +207,7 @@ def main() -> int:
               f"{row.get('why', '')[:200]}", flush=True)
         rows.append(row)
         write(rows, meta)
+    write(rows, meta)
     print(json.dumps(summarize(rows), indent=1))
     return 0
 
