@@ -11,7 +11,8 @@ the share for which nothing is returned (abstention). Three systems in the same 
 
 * ``expagent``: ``expagent.memory.retrieval.retrieve`` with its default settings (hybrid + floor),
 * ``bm25-problem``: plain BM25 (bm25s, English stop words) over earlier same-repo problem statements,
-* ``dense-only``: Chroma nearest neighbours of the problem statement (same store, same filters, no floor).
+* ``dense-only``: nearest neighbours of the problem statement by cosine of the stored MiniLM vectors (same store,
+  same filters, no floor).
 
 Run: ``python benchmarks/retrieval_quality.py [--data FILE] [--dump FILE]``; writes
 ``benchmarks/results/retrieval_quality.json`` and ``.md``.
