@@ -60,7 +60,7 @@ def test_patch_file_and_unknown_instance(suite, demo, tmp_path):
     ok = cli("eval", str(demo), "-i", "demo__calc-3", "--patch", str(patch))
     assert ok.exit_code == 0, ok.output
     bad = cli("eval", str(demo), "-i", "demo__calc-9")
-    assert bad.exit_code != 0
+    assert "unknown instance 'demo__calc-9'" in str(bad.exception)
 
 
 def test_patch_that_does_not_apply_is_not_resolved_with_reason(suite):
@@ -160,3 +160,15 @@ def test_missing_interpreter_and_offline_repo_are_one_line_cli_errors(tmp_path, 
     assert proc.returncode == 2
     message = proc.stderr.strip().splitlines()[-1]
     assert "repository demo/calc is not available" in message and "--repos DIR" in message
+
+
+def test_patch_from_swebench_predictions_file(suite, demo, tmp_path):
+    preds = tmp_path / "preds.json"
+    preds.write_text(json.dumps([
+        {"instance_id": "demo__calc-1", "model_patch": "", "model_name_or_path": "x"},
+        {"instance_id": "demo__calc-3", "model_patch": suite.task("demo__calc-3").patch, "model_name_or_path": "x"},
+    ]))
+    ok = cli("eval", str(demo), "-i", "demo__calc-3", "--patch", str(preds), "--json")
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["resolved"] is True
+    missing = cli("eval", str(demo), "-i", "demo__calc-2", "--patch", str(preds))
+    assert "has no prediction for demo__calc-2" in str(missing.exception)
