@@ -177,3 +177,26 @@ def test_find_python_uses_expagent_pythons(tmp_path):
     exe, version = find_python(f"{sys.version_info.major}.{sys.version_info.minor}", extra=sys.executable)
     assert version.startswith(f"{sys.version_info.major}.{sys.version_info.minor}.")
     assert Path(exe).exists()
+
+
+def test_requirements_exclude_drops_packages_before_pip_sees_them(tmp_path):
+    import sys
+
+    from expagent.tasks.envs import build_env
+    from expagent.tasks.suite import EnvRecipe
+
+    repo = tmp_path / "r"
+    repo.mkdir()
+    (repo / "requirements_dev.txt").write_text("# dev tools\ntypes-pkg_resources>=0.1\n")
+    git("init", "-q", "-b", "main", cwd=repo)
+    git("add", "-A", cwd=repo)
+    git("-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "reqs", cwd=repo)
+    head = git("rev-parse", "HEAD", cwd=repo)
+    recipe = EnvRecipe(python=f"{sys.version_info.major}.{sys.version_info.minor}", system_site_packages=True,
+                       requirements=["missing.txt", "requirements_dev.txt"],
+                       requirements_exclude=["types_pkg_resources"], install=[])
+    # the package does not exist on the index any more: pip would fail if it saw it
+    env = build_env(recipe, "o/r", repo, head)
+    filtered = (env.src / ".expagent-requirements_dev.txt").read_text()
+    assert "types-pkg_resources" not in filtered and "# dev tools" in filtered
+    assert "dropped requirement 'types-pkg_resources>=0.1'" in (env.path / "build.log").read_text()
