@@ -200,3 +200,12 @@ def test_requirements_exclude_drops_packages_before_pip_sees_them(tmp_path):
     filtered = (env.src / ".expagent-requirements_dev.txt").read_text()
     assert "types-pkg_resources" not in filtered and "# dev tools" in filtered
     assert "dropped requirement 'types-pkg_resources>=0.1'" in (env.path / "build.log").read_text()
+
+
+def test_package_exports_the_api_lazily():
+    import expagent.tasks as tasks
+    from expagent.tasks import grader, suite
+
+    assert tasks.load_suite is suite.load_suite and tasks.grade is grader.grade
+    with pytest.raises(AttributeError):
+        tasks.no_such_thing
