@@ -172,3 +172,35 @@ def test_patch_from_swebench_predictions_file(suite, demo, tmp_path):
     assert ok.exit_code == 0 and json.loads(ok.stdout)["resolved"] is True
     missing = cli("eval", str(demo), "-i", "demo__calc-2", "--patch", str(preds))
     assert "has no prediction for demo__calc-2" in str(missing.exception)
+
+
+def test_validate_on_each_sandbox_backend(suite, demo, sandbox_kind):
+    # local: a host virtualenv; docker: an environment image built on the sandbox image
+    result = cli("eval", str(demo), "--validate", "--sandbox", sandbox_kind, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["valid"] is True
+    graded = cli("eval", str(demo), "-i", "demo__calc-2", "--patch", "empty", "--sandbox", sandbox_kind, "--json")
+    data = json.loads(graded.stdout)
+    assert data["sandbox"] == sandbox_kind and data["resolved"] is False
+    assert data["fail_to_pass"]["tests/test_stats.py::test_mean_empty[empty tuple [x::y]]"] == "FAILED"
+
+
+@pytest.mark.docker
+def test_docker_python_mismatch_is_clear_and_auto_falls_back(tmp_path):
+    import os
+
+    from conftest import docker_daemon_available
+
+    if not docker_daemon_available():
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but no Docker daemon answers")
+        pytest.skip("no Docker daemon on this machine")
+    demo = make_demo_suite(tmp_path / "demo", python="3.10")
+    task = load_suite(demo).task("demo__calc-1")
+    with pytest.raises(Exception, match=r"needs Python 3\.10, but image .* has 3\.11"):
+        grade(task, task.patch, sandbox_kind="docker")
+    notices = []
+    result = grade(task, task.patch, sandbox_kind="auto", echo=notices.append)
+    # (the host's Python 3.10 may lack pytest: only where it ran matters here)
+    assert result.sandbox == "local" and result.patch_applied
+    assert any("grading with the local sandbox" in n for n in notices)

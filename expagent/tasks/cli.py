@@ -50,6 +50,7 @@ def _status_style(status: str) -> str:
 
 
 def _print_grade(console, result) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"{result.instance_id}", show_lines=False)
@@ -58,18 +59,19 @@ def _print_grade(console, result) -> None:
     table.add_column("status")
     for label, tests in (("FAIL_TO_PASS", result.fail_to_pass), ("PASS_TO_PASS", result.pass_to_pass)):
         for name, status in tests.items():
-            table.add_row(label, name, f"[{_status_style(status)}]{status}[/]")
+            table.add_row(label, escape(name), f"[{_status_style(status)}]{status}[/]")
     if table.row_count:
         console.print(table)
     verdict = "[green]resolved[/]" if result.resolved else "[red]not resolved[/]"
     d = result.durations
-    console.print(f"{verdict}{': ' + result.reason if result.reason else ''}")
+    console.print(f"{verdict}{': ' + escape(result.reason) if result.reason else ''}")
     console.print(f"tests {d.get('tests', 0):.1f}s, harness {result.harness_seconds:.1f}s; log: {result.log_path}")
 
 
 def _validate(suite, ids, sandbox, repos, timeout, as_json, console, settings) -> int:
     import json
 
+    from rich.markup import escape
     from rich.table import Table
 
     from expagent.errors import ExpagentError
@@ -98,7 +100,7 @@ def _validate(suite, ids, sandbox, repos, timeout, as_json, console, settings) -
             row["why"] = f"error: {exc}"
         rows.append(row)
         if not as_json:
-            mark = "[green]ok[/]" if row["ok"] else f"[red]FAIL[/] {row['why']}"
+            mark = "[green]ok[/]" if row["ok"] else f"[red]FAIL[/] {escape(row['why'])}"
             console.print(f"{task.instance_id}: {mark}")
     failed = [r for r in rows if not r["ok"]]
     if as_json:
@@ -112,12 +114,12 @@ def _validate(suite, ids, sandbox, repos, timeout, as_json, console, settings) -
             return "-" if value is None else ("resolved" if value else "not resolved")
 
         for r in rows:
-            table.add_row(r["instance_id"], fmt(r["gold"]), fmt(r["empty"]),
-                          "[green]ok[/]" if r["ok"] else f"[red]{r['why']}[/]")
+            table.add_row(escape(r["instance_id"]), fmt(r["gold"]), fmt(r["empty"]),
+                          "[green]ok[/]" if r["ok"] else f"[red]{escape(r['why'])}[/]")
         console.print(table)
         console.print(f"{len(rows) - len(failed)}/{len(rows)} tasks valid")
         for r in failed:
-            console.print(f"[red]invalid[/] {r['instance_id']}: {r['why']}")
+            console.print(f"[red]invalid[/] {escape(r['instance_id'])}: {escape(r['why'])}")
     return 1 if failed else 0
 
 
@@ -211,6 +213,7 @@ def report_command(
 
 def _print_task_tables(console, report) -> None:
     """Per-task numbers: one table per run, or side by side for a paired comparison."""
+    from rich.markup import escape
     from rich.table import Table
 
     def mark(value):
@@ -240,7 +243,7 @@ def _print_task_tables(console, report) -> None:
             table.add_column(column, overflow="fold")
         for row in report["tasks"][name]:
             table.add_row(row["instance_id"], mark(row["resolved"]), str(row["steps"]), str(row["tokens"]),
-                          money(row["cost"]), f"{row['wall_time']:.0f}", row["grade_reason"] or "")
+                          money(row["cost"]), f"{row['wall_time']:.0f}", escape(row["grade_reason"] or ""))
         console.print(table)
 
 

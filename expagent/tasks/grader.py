@@ -84,7 +84,10 @@ def _default_log_dir(task) -> Path:
 
 def _open_sandbox(kind: str, source: Path, settings, base_commit: str, env, echo):
     if kind == "docker":
-        raise SandboxUnavailable("grading in the Docker sandbox is not supported yet; use --sandbox local")
+        from expagent.config import Settings
+        from expagent.sandbox.docker import DockerSandbox
+
+        return DockerSandbox(source, settings or Settings(), base_commit=base_commit, image=env.image)
     from expagent.sandbox.local import LocalSandbox
 
     # bubblewrap puts a fresh tmpfs on /tmp: an env under /tmp (as in tests) would vanish inside it
@@ -128,6 +131,24 @@ def _reset_and_apply_tests(sb, task) -> tuple[bool, str]:
     return True, ""
 
 
+def _docker_env_or_fallback(task, source, settings, kind: str, echo):
+    """``(docker env, "docker")``; with ``auto``, ``(None, "local")`` when Docker cannot serve this task."""
+    from expagent.tasks.docker_envs import ensure_docker_env
+
+    if kind == "auto":
+        from expagent.sandbox.docker import docker_available
+
+        if not docker_available():
+            echo("notice: no Docker daemon answered; grading with the local sandbox")
+            return None, "local"
+        try:
+            return ensure_docker_env(task, source, settings, echo), "docker"
+        except SandboxUnavailable as exc:
+            echo(f"notice: {exc}; grading with the local sandbox")
+            return None, "local"
+    return ensure_docker_env(task, source, settings, echo), "docker"
+
+
 def grade(
     task,
     patch_text: str,
@@ -152,16 +173,18 @@ def grade(
         raise ExpagentError(f"task {task.instance_id} belongs to no suite (load it with load_suite)")
     started = time.monotonic()
     durations: dict[str, float] = {}
-    if sandbox_kind == "auto":
-        sandbox_kind = "local"  # until Docker-side environments exist, grading runs locally
-    if sandbox_kind not in ("local", "docker"):
+    if sandbox_kind not in ("local", "docker", "auto"):
         raise ExpagentError(f"unknown sandbox {sandbox_kind!r} (choose local or docker)")
     source = resolve_repo(task.suite, task.repo, repos_dir)
     if not has_commit(source, task.base_commit):
         raise RepoUnavailable(f"commit {task.base_commit[:12]} of {task.repo} is not in {source} (update that clone)")
     durations["resolve"] = time.monotonic() - started
     t = time.monotonic()
-    env = ensure_env(task, repos_dir=repos_dir, echo=echo, source=source, python=getattr(settings, "pythons", None))
+    env = None
+    if sandbox_kind in ("docker", "auto"):
+        env, sandbox_kind = _docker_env_or_fallback(task, source, settings, sandbox_kind, echo)
+    if env is None:
+        env = ensure_env(task, repos_dir=repos_dir, echo=echo, source=source, python=getattr(settings, "pythons", None))
     durations["env"] = time.monotonic() - t
     if not env.cached:
         durations["env_build"] = env.build_seconds

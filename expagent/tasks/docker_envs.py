@@ -1,0 +1,172 @@
+"""Task environments as Docker images (the Docker backend of the grader).
+
+One image per (repository, version) recipe, tagged ``expagent-env:<hash>``, made from the
+sandbox image (``settings.docker_image`` or the default expagent image): a container holding
+the environment checkout at ``env_commit`` runs the recipe's build steps with the network on,
+exactly as the local backend does on the host, into ``/opt/expagent-env/venv``; the container is
+then committed. The hash covers the parent image id, the repository, ``env_commit`` and the
+recipe's build settings, so a second use is one image lookup.
+
+The interpreter is the image's ``python3``: a recipe asking for another Python version is a
+clear error (use the local backend, or an image with that Python as ``docker_image``).
+Grading then runs each task in a fresh container of that image, with the same ``PATH`` /
+``PYTHONPATH`` arrangement as the local backend (``/work/repo`` first on ``PYTHONPATH``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from expagent import paths
+from expagent.errors import SandboxUnavailable
+from expagent.tasks.envs import EnvBuildError
+from expagent.tasks.suite import EnvRecipe
+
+ENV_ROOT = "/opt/expagent-env"
+IMAGE_REPOSITORY = "expagent-env"
+
+
+@dataclass
+class DockerEnv:
+    image: str
+    key: str
+    recipe: EnvRecipe
+    python_version: str
+    build_seconds: float
+    cached: bool
+
+    @property
+    def venv(self) -> str:
+        return f"{ENV_ROOT}/venv"
+
+    def shell_prefix(self, checkout: str) -> str:
+        pythonpath = f"{checkout}/src:{checkout}"
+        return (
+            f"export VIRTUAL_ENV={self.venv}; export PATH={self.venv}/bin:\"$PATH\"; "
+            f"export PYTHONPATH={shlex.quote(pythonpath)}${{PYTHONPATH:+:$PYTHONPATH}}; "
+            "export PYTHONNOUSERSITE=1; unset PYTHONHOME; "
+        )
+
+
+def _key(parent_id: str, repo: str, env_commit: str, recipe: EnvRecipe) -> str:
+    payload = {
+        "parent": parent_id,
+        "repo": repo,
+        "env_commit": env_commit,
+        "recipe": {name: getattr(recipe, name) for name in EnvRecipe.BUILD_FIELDS
+                   if getattr(recipe, name) not in ([], False, None, "")},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _build_commands(recipe: EnvRecipe) -> list[str]:
+    """The recipe's build steps as shell commands run inside the builder container."""
+    src = f"{ENV_ROOT}/src"
+    venv = f"{ENV_ROOT}/venv"
+    commands = [f"mkdir -p {ENV_ROOT} && cp -a /work/repo {src}"]
+    if recipe.system_site_packages:
+        # the image's own python environment (its first python3 on PATH) is made visible to the venv
+        commands.append(
+            f"python3 -m venv {venv} && "
+            f"python3 -c 'import site; print(\"\\n\".join(site.getsitepackages()))' > "
+            f"$({venv}/bin/python -c 'import site; print(site.getsitepackages()[0])')/expagent-image-site.pth"
+        )
+    else:
+        commands.append(f"python3 -m venv {venv}")
+    activate = f"cd {src} && export VIRTUAL_ENV={venv} PATH={venv}/bin:\"$PATH\" PIP_DISABLE_PIP_VERSION_CHECK=1; "
+    if recipe.constraints:
+        lines = "\n".join(recipe.constraints)
+        commands.append(f"cat > {ENV_ROOT}/constraints.txt <<'EOF'\n{lines}\nEOF")
+        activate += f"export PIP_CONSTRAINT={ENV_ROOT}/constraints.txt; "
+    pip = "python -m pip install"
+    if recipe.bootstrap:
+        commands.append(activate + f"{pip} {' '.join(shlex.quote(p) for p in recipe.bootstrap)}")
+    if recipe.requirements:
+        excluded = " ".join(shlex.quote(e) for e in recipe.requirements_exclude)
+        # the first requirements file that exists, minus the excluded packages (same rule as the local backend)
+        pick = " ".join(shlex.quote(r) for r in recipe.requirements)
+        commands.append(
+            activate + f"for f in {pick}; do if [ -f \"$f\" ]; then "
+            f"python - \"$f\" {excluded} <<'EOF'\n"
+            "import re, sys\n"
+            "name, drop = sys.argv[1], {re.sub(r'[-_.]+', '-', e).lower() for e in sys.argv[2:]}\n"
+            "def key(line):\n"
+            "    return re.sub(r'[-_.]+', '-', re.split(r'[\\s<>=!~;\\[@]', line.strip(), maxsplit=1)[0]).lower()\n"
+            "lines = [l for l in open(name).read().splitlines()\n"
+            "         if not (l.strip() and not l.lstrip().startswith(('#', '-')) and key(l) in drop)]\n"
+            "open('.expagent-requirements.txt', 'w').write('\\n'.join(lines) + '\\n')\n"
+            "EOF\n"
+            f"{pip} -r .expagent-requirements.txt; exit $?; fi; done; true"
+        )
+    if recipe.packages:
+        commands.append(activate + f"{pip} {' '.join(shlex.quote(p) for p in recipe.packages)}")
+    if recipe.pip_packages:
+        commands.append(activate + f"{pip} {' '.join(shlex.quote(p) for p in recipe.pip_packages)}")
+    for command in [*recipe.pre_install, *recipe.install]:
+        commands.append(activate + command)
+    # the task checkout goes to /work/repo in each grading container: leave none behind in the image
+    commands.append("rm -rf /work/repo")
+    return commands
+
+
+def ensure_docker_env(task, source: Path, settings, echo: Callable[[str], None] | None = None) -> DockerEnv:
+    """The environment image for ``task`` (built now unless cached)."""
+    from expagent.config import Settings, replace
+    from expagent.sandbox import images
+    from expagent.sandbox.docker import DockerSandbox, connect
+
+    echo = echo or (lambda _msg: None)
+    settings = settings or Settings()
+    recipe = task.suite.recipe(task.repo, task.version)
+    client = connect()
+    parent = settings.docker_image or images.find_default_image(client)
+    if not parent:
+        raise SandboxUnavailable(f"no sandbox image to build task environments on; run '{images.BUILD_COMMAND}'")
+    parent_id = client.images.get(parent).id
+    env_commit = task.env_commit or task.base_commit
+    key = _key(parent_id, task.repo, env_commit, recipe)
+    tag = f"{IMAGE_REPOSITORY}:{key}"
+    if images.image_exists(client, tag):
+        labels = client.images.get(tag).labels or {}
+        return DockerEnv(tag, key, recipe, labels.get("expagent.python", ""),
+                         float(labels.get("expagent.build_seconds", 0.0)), cached=True)
+    started = time.monotonic()
+    echo(f"building Docker environment for {task.repo} {task.version} on {parent}")
+    unlimited = replace(settings, docker_memory="", docker_cpus=0.0, docker_pids=4096)
+    log_lines: list[str] = []
+    with DockerSandbox(source, unlimited, base_commit=env_commit, image=parent, network=True) as builder:
+        probe = builder.run("python3 -c 'import sys; print(\"%d.%d.%d\" % sys.version_info[:3])'", timeout=60)
+        found = probe.output.strip().splitlines()[-1] if probe.output.strip() else ""
+        if probe.exit_code != 0 or not (found == recipe.python or found.startswith(recipe.python + ".")):
+            raise SandboxUnavailable(
+                f"Docker grading of {task.repo} {task.version} needs Python {recipe.python}, but image {parent} "
+                f"has {found or 'no python3'}; use --sandbox local, or set docker_image to an image with that Python"
+            )
+        for command in _build_commands(recipe):
+            echo(f"  $ {command.splitlines()[0][:160]}")
+            result = builder.run(command, timeout=3600)
+            log_lines += [f"$ {command}", result.output, f"[exit {result.exit_code}]"]
+            if result.exit_code != 0:
+                log = paths.cache_dir() / "envs" / "failed" / f"docker-{task.repo.replace('/', '__')}-{key}.log"
+                log.parent.mkdir(parents=True, exist_ok=True)
+                log.write_text("\n".join(log_lines) + "\n", encoding="utf-8")
+                body = [line.strip() for line in result.output.splitlines() if line.strip()]
+                tail = " | ".join(body[-3:])[-400:] or "no output"
+                raise EnvBuildError(
+                    f"Docker environment build failed for {task.repo}: `{command.splitlines()[0][:120]}` exited "
+                    f"{result.exit_code}: {tail} (log: {log})"
+                )
+        seconds = time.monotonic() - started
+        builder.container.commit(
+            repository=IMAGE_REPOSITORY,
+            tag=key,
+            conf={"Labels": {images.LABEL: "task-env", "expagent.python": found,
+                             "expagent.build_seconds": f"{seconds:.2f}", "expagent.repo": task.repo}},
+        )
+    return DockerEnv(tag, key, recipe, found, seconds, cached=False)
