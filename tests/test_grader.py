@@ -29,7 +29,10 @@ def cli(*args):
     from expagent.cli import _register, app
 
     _register()
-    return CliRunner().invoke(app, list(args))
+    args = list(args)
+    if args[0] == "eval" and "--sandbox" not in args:
+        args += ["--sandbox", "local"]  # the default (auto) would pick Docker when a daemon answers
+    return CliRunner().invoke(app, args)
 
 
 def test_validate_runs_gold_and_empty_for_every_task(suite, demo):

@@ -128,7 +128,9 @@ def eval_command(
     instance: Optional[List[str]] = typer.Option(None, "--instance", "-i", help="Instance id (repeatable)."),
     patch: str = typer.Option("gold", "--patch", help="gold, empty, - (stdin), a .diff file, or predictions .json."),
     repos: Optional[Path] = typer.Option(None, "--repos", help="Directory of clones named owner__name (offline)."),
-    sandbox: str = typer.Option("local", "--sandbox", help="local or docker."),
+    sandbox: Optional[str] = typer.Option(
+        None, "--sandbox", help="local, docker or auto (default: the 'sandbox' setting, auto: Docker when it can serve)."
+    ),
     validate: bool = typer.Option(False, "--validate", help="Grade gold and empty patches for every task."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Per-test-run timeout in seconds."),
     log_dir: Optional[Path] = typer.Option(None, "--log-dir", help="Where to keep the test output."),
@@ -146,6 +148,7 @@ def eval_command(
 
     console = Console(stderr=as_json)
     settings = load_settings()
+    sandbox = sandbox or settings.sandbox
     suite = load_suite(tasks)
     if validate:
         raise typer.Exit(_validate(suite, instance, sandbox, repos, timeout, as_json, console, settings))
