@@ -376,3 +376,28 @@ def test_a_long_lived_reader_sees_another_process_changes(seeded):
     again = retrieve(seeded, query, repo="acme/shop", floor=0, k=5)
     assert victim not in {h.id for h in again}
     assert "acme__shop-200" in {h.record.instance_id for h in again}
+
+
+def test_index_after_additions_equals_a_full_rebuild(seeded, monkeypatch):
+    import numpy as np
+
+    from expagent.memory import lexical
+    from expagent.memory.records import Episode
+    from expagent.memory.retrieval import retrieve
+
+    retrieve(seeded, "warm the index", repo="acme/shop", floor=0)
+    seeded.add_episode(Episode(repo="acme/shop", issue="Refunds ignore the VAT rate in shop/refund.py",
+                               instance_id="acme__shop-300", files=["shop/refund.py"], symbols=["refund"]),
+                       actor="test")
+    full_build = lexical._build
+    monkeypatch.setattr(lexical, "_build", lambda *a: pytest.fail("the index was rebuilt, not extended"))
+    extended = lexical.lexical_index(seeded)
+    rebuilt = full_build(seeded, extended.token)
+    assert sorted(extended.ids) == sorted(rebuilt.ids)  # order may differ, content may not
+    order = [extended.position()[i] for i in rebuilt.ids]
+    query = lexical.code_tokens("refund VAT rate ignored")
+    assert np.allclose(extended.scores(query)[order], rebuilt.scores(query))
+    assert np.allclose(np.asarray(extended.vectors)[order], rebuilt.vectors)
+    assert list(extended.repos[order]) == list(rebuilt.repos)
+    hits = retrieve(seeded, "Refunds ignore the VAT rate", repo="acme/shop", k=1)
+    assert hits[0].record.instance_id == "acme__shop-300"

@@ -149,6 +149,44 @@ def _build(store: Any, token: str) -> LexicalIndex:
                         np.array(instances, dtype=object), np.array(created, dtype=np.float64), bm25, matrix)
 
 
+def _extend(store: Any, old: LexicalIndex, token: str) -> LexicalIndex | None:
+    """``old`` plus the records added since it was built, or None when a full rebuild is needed (records were
+    removed, or ``old`` came from disk so this process does not know its records' tokens)."""
+    import bm25s
+    import numpy as np
+
+    now = store.all_ids()
+    now_set = set(now)
+    if len(now_set) < len(old.ids) or any(i not in now_set or i not in _token_memo for i in old.ids):
+        return None
+    known = old.position()
+    new_ids = [i for i in now if i not in known]
+    kinds, repos, instances, created, vectors = [], [], [], [], []
+    for start in range(0, len(new_ids), 1000):
+        got = store.collection.get(ids=new_ids[start:start + 1000], include=["documents", "metadatas", "embeddings"])
+        for item_id, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
+            record = record_from_dict(json.loads(doc))
+            kinds.append(meta.get("kind", record.kind))
+            repos.append(meta.get("repo", "") or "")
+            instances.append(meta.get("instance_id", "") or "")
+            created.append(float(meta.get("created_ts") or 0.0))
+            vectors.append(np.asarray(emb, dtype=np.float32))
+            _token_memo.setdefault(item_id, lexical_tokens(record) or ["\u2205"])
+        new_ids[start:start + 1000] = got["ids"]  # Chroma may return them in another order
+    ids = list(old.ids) + new_ids
+    if vectors and old.vectors is not None and len(old.ids) and old.vectors.shape[1] != len(vectors[0]):
+        return None
+    matrix = np.vstack([np.asarray(old.vectors, dtype=np.float32).reshape(len(old.ids), -1) if len(old.ids) else
+                        np.zeros((0, len(vectors[0]) if vectors else 0), dtype=np.float32),
+                        *([np.stack(vectors)] if vectors else [])])
+    bm25 = bm25s.BM25()
+    bm25.index([_token_memo[i] for i in ids], show_progress=False)
+    return LexicalIndex(token, ids, np.concatenate([old.kinds, np.array(kinds, dtype=object)]),
+                        np.concatenate([old.repos, np.array(repos, dtype=object)]),
+                        np.concatenate([old.instances, np.array(instances, dtype=object)]),
+                        np.concatenate([old.created, np.array(created, dtype=np.float64)]), bm25, matrix)
+
+
 def _cache_dir(store: Any, token: str) -> Path:
     digest = hashlib.sha256(f"{_FORMAT}:{store.chroma_url or ''}:{token}".encode()).hexdigest()[:16]
     return store.memory_dir / "cache" / f"lexical-{digest}"
@@ -211,7 +249,10 @@ def lexical_index(store: Any) -> LexicalIndex:
     directory = _cache_dir(store, token)
     index = _load(directory, token)
     if index is None:
-        index = _build(store, token)
+        # records only change by being added or deleted; after additions, extend the index this process has
+        index = _extend(store, cached, token) if cached is not None else None
+        if index is None:
+            index = _build(store, token)
         if len(index.ids) >= 200:  # small memories rebuild faster than they load
             _save(index, directory)
     with _memo_lock:

@@ -286,6 +286,15 @@ class MemoryStore:
                 yield item_id, got["documents"][n], got["metadatas"][n], emb
             offset += len(got["ids"])
 
+    def all_ids(self) -> list[str]:
+        """Every record id (paged reads of ids only)."""
+        out: list[str] = []
+        while True:
+            got = self.collection.get(include=[], limit=_PAGE * 5, offset=len(out))
+            if not got["ids"]:
+                return out
+            out.extend(got["ids"])
+
     def list(self, kind: str | None = None, repo: str | None = None, status: str | None = None
              ) -> list[Record]:
         """Records filtered by kind ("episode" | "lesson"), repo and status ("active" | "retired" | None = all)."""
