@@ -144,7 +144,7 @@ def test_reimport_adds_nothing(seeded, tmp_path):
 
 def test_lessons_version_retire_restore_usage_evidence_and_audit(seeded):
     from expagent.memory.records import Lesson
-    from expagent.memory.store import MemoryError_, UnknownRecord
+    from expagent.memory.store import MemoryOperationError, UnknownRecord
 
     eps = {e.instance_id: e for e in seeded.list(kind="episode")}
     lesson = Lesson(applies_when="a discount is applied to a cart", advice="check Cart.total for stacking",
@@ -175,7 +175,7 @@ def test_lessons_version_retire_restore_usage_evidence_and_audit(seeded):
         "add", "evidence", "usage", "usage", "usage", "retire", "restore", "retire"]
     assert all(h.actor for h in seeded.history(lesson.id))
 
-    with pytest.raises(MemoryError_, match="immutable"):
+    with pytest.raises(MemoryOperationError, match="immutable"):
         seeded.retire(eps["acme__shop-101"].id, actor="test", reason="no")
     with pytest.raises(UnknownRecord):
         seeded.get("ls-doesnotexist")

@@ -61,11 +61,11 @@ _own_generations: set[str] = set()  # stamps written by this process (no reconne
 _PAGE = 2000  # Chroma reads are paged: one huge get() holds everything in memory twice
 
 
-class MemoryError_(ExpagentError):
+class MemoryOperationError(ExpagentError):
     """A memory operation the user asked for cannot be done (unknown id, immutable record, ...)."""
 
 
-class UnknownRecord(MemoryError_):
+class UnknownRecord(MemoryOperationError):
     pass
 
 
@@ -106,16 +106,16 @@ def _metadata(record: Record, usage: Usage) -> dict[str, Any]:
     return meta
 
 
-def _usage_from(meta: dict[str, Any]) -> Usage:
+def usage_from(meta: dict[str, Any]) -> Usage:
     return Usage(int(meta.get("n_retrieved") or 0), int(meta.get("n_resolved") or 0),
                  int(meta.get("n_unresolved") or 0))
 
 
-def _record_from_document(doc: str, meta: dict[str, Any]) -> Record:
+def record_from_document(doc: str, meta: dict[str, Any]) -> Record:
     record = record_from_dict(json.loads(doc))
     if isinstance(record, Lesson):
         # the counters and status of a lesson live in metadata (updated without re-embedding); mirror them
-        usage = _usage_from(meta)
+        usage = usage_from(meta)
         record.times_retrieved, record.injected_resolved, record.injected_unresolved = (
             usage.retrieved, usage.resolved, usage.unresolved)
     return record
@@ -253,20 +253,20 @@ class MemoryStore:
         got = self.collection.get(ids=[record_id], include=["documents", "metadatas"])
         if not got["ids"]:
             raise UnknownRecord(f"no memory record with id {record_id!r}")
-        return _record_from_document(got["documents"][0], got["metadatas"][0])
+        return record_from_document(got["documents"][0], got["metadatas"][0])
 
     def get_many(self, ids: Sequence[str]) -> dict[str, tuple[Record, Usage]]:
         if not ids:
             return {}
         got = self.collection.get(ids=list(ids), include=["documents", "metadatas"])
-        return {i: (_record_from_document(d, m), _usage_from(m))
+        return {i: (record_from_document(d, m), usage_from(m))
                 for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
 
     def usage(self, record_id: str) -> Usage:
         got = self.collection.get(ids=[record_id], include=["metadatas"])
         if not got["ids"]:
             raise UnknownRecord(f"no memory record with id {record_id!r}")
-        return _usage_from(got["metadatas"][0])
+        return usage_from(got["metadatas"][0])
 
     def exists(self, record_id: str) -> bool:
         return bool(self.collection.get(ids=[record_id], include=[])["ids"])
@@ -306,7 +306,7 @@ class MemoryStore:
         if status:
             clauses.append({"status": status})
         where = None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
-        return [_record_from_document(doc, meta) for _id, doc, meta, _e in self.iter_raw(where)]
+        return [record_from_document(doc, meta) for _id, doc, meta, _e in self.iter_raw(where)]
 
     def history(self, record_id: str) -> list[AuditEntry]:
         """Every audited action on this record, oldest first."""
@@ -317,8 +317,8 @@ class MemoryStore:
         """Store an episode (immutable). Adding an episode that already exists (same id) is a no-op."""
         if not isinstance(episode, Episode):
             raise RecordError("add_episode needs an Episode")
-        added = self.add_records([episode], actor)
-        return episode.id if added or self.exists(episode.id) else episode.id
+        self.add_records([episode], actor)
+        return episode.id
 
     def add_lesson(self, lesson: Lesson, actor: str) -> str:
         if not isinstance(lesson, Lesson):
@@ -391,7 +391,7 @@ class MemoryStore:
     def _get_lesson(self, record_id: str) -> Lesson:
         record = self.get(record_id)
         if not isinstance(record, Lesson):
-            raise MemoryError_(f"{record_id} is an episode; episodes are immutable (only lessons change)")
+            raise MemoryOperationError(f"{record_id} is an episode; episodes are immutable (only lessons change)")
         return record
 
     def _rewrite_lesson(self, lesson: Lesson) -> None:
@@ -487,7 +487,7 @@ class MemoryStore:
         for doc, meta, dist in zip(got["documents"][0], got["metadatas"][0], got["distances"][0]):
             sim = 1.0 - float(dist)
             if sim >= threshold:
-                out.append((_record_from_document(doc, meta), sim))
+                out.append((record_from_document(doc, meta), sim))
         return out
 
     def _bump_write_token(self) -> None:

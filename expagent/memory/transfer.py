@@ -19,7 +19,7 @@ from typing import Any
 from expagent.errors import ExpagentError
 from expagent.memory.jsonl import read_jsonl
 from expagent.memory.records import record_from_dict
-from expagent.memory.store import Usage, _record_from_document, _usage_from
+from expagent.memory.store import Usage, record_from_document, usage_from
 
 
 def export_jsonl(store: Any, path: Path | str, with_embeddings: bool = False) -> int:
@@ -31,8 +31,8 @@ def export_jsonl(store: Any, path: Path | str, with_embeddings: bool = False) ->
     try:
         with tmp.open("w", encoding="utf-8") as fh:
             for _id, doc, meta, emb in store.iter_raw(include_embeddings=with_embeddings):
-                record = _record_from_document(doc, meta)
-                usage = _usage_from(meta)
+                record = record_from_document(doc, meta)
+                usage = usage_from(meta)
                 line: dict[str, Any] = {"record": record.to_dict(),
                                         "usage": {"retrieved": usage.retrieved, "resolved": usage.resolved,
                                                   "unresolved": usage.unresolved},
