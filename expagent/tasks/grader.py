@@ -32,7 +32,6 @@ from expagent.tasks import logparse
 from expagent.tasks.patches import patched_files
 
 _WORK = ".expagent-grade"  # scratch directory inside the checkout for the patch files
-_noticed_tmp_env = False
 
 
 @dataclass
@@ -90,14 +89,9 @@ def _open_sandbox(kind: str, source: Path, settings, base_commit: str, env, echo
         return DockerSandbox(source, settings or Settings(), base_commit=base_commit, image=env.image)
     from expagent.sandbox.local import LocalSandbox
 
-    # bubblewrap puts a fresh tmpfs on /tmp: an env under /tmp (as in tests) would vanish inside it
-    if str(env.path).startswith("/tmp/"):
-        global _noticed_tmp_env
-        if not _noticed_tmp_env:
-            echo("notice: the environment lives under /tmp, so tests run without bubblewrap isolation")
-            _noticed_tmp_env = True
-        return LocalSandbox(source, base_commit=base_commit, isolate=False, warn=lambda _msg: None)
-    return LocalSandbox(source, base_commit=base_commit, warn=echo)
+    # the environment is a host directory: expose it read-only, also when it lies under /tmp (bubblewrap gives
+    # the sandbox a private /tmp)
+    return LocalSandbox(source, base_commit=base_commit, ro_paths=[env.path], warn=echo)
 
 
 def _tail(text: str, lines: int = 3) -> str:
