@@ -208,3 +208,30 @@ def test_verdicts_from_two_test_runs():
     tests, source, files = split_patch(
         "diff --git a/src/m.py b/src/m.py\n+x\ndiff --git a/tests/test_m.py b/tests/test_m.py\n+y\n")
     assert files == ["tests/test_m.py"] and "src/m.py" in source and "tests/test_m.py" in tests
+
+
+def test_consolidate_history_restore_through_the_cli(isolated_home, tmp_path):
+    from conftest import run_cli
+
+    with MemoryStore.open(home=isolated_home) as store:
+        a = _lesson("pin the random seed in tests", "a test fails only sometimes")
+        b = _lesson("pin the random seed in the tests", "a test fails only sometimes", created="2024-01-02T00:00:00Z")
+        store.add_lesson(a, "t")
+        store.add_lesson(b, "t")
+    dry = run_cli("memory", "consolidate", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert sorted(json.loads(dry.stdout)["clusters"][0]["members"]) == sorted([a.id, b.id])
+    reply = json.dumps({"applies_when": "a test fails only sometimes", "advice": "pin the random seed in tests"})
+    script = write_script(tmp_path / "m.json", [reply])
+    merged = run_cli("memory", "consolidate", "--model", f"scripted:{script}", "--json")
+    assert merged.returncode == 0, merged.stderr
+    new_id = json.loads(merged.stdout)["clusters"][0]["merged_into"]
+    history = run_cli("memory", "history", a.id, "--json")
+    assert history.returncode == 0 and f"merged into {new_id}" in history.stdout
+    restored = run_cli("memory", "restore", a.id, "--json")
+    assert restored.returncode == 0, restored.stderr
+    assert sorted(json.loads(restored.stdout)["restored"]) == sorted([a.id, b.id])
+    with MemoryStore.open(home=isolated_home) as store:
+        assert store.get(new_id).status == "retired" and store.get(a.id).status == "active"
+    missing = run_cli("memory", "history", "ls-nope")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr

@@ -236,8 +236,15 @@ def retire_cmd(record_id: str = typer.Argument(...), reason: str = typer.Option(
 def restore_cmd(record_id: str = typer.Argument(...),
                 home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, embedding: Optional[str] = _EMB,
                 as_json: bool = _JSON) -> None:
-    """Make a retired lesson active again."""
+    """Make a retired lesson active again; for a consolidated lesson, undo the whole merge."""
+    from expagent.experience.maintain import undo_merge
+
     store = _open(home, chroma_url, embedding)
+    undone = undo_merge(store, record_id, actor="cli:restore")
+    if undone:
+        _print_json({"restored": undone, "merge_undone": True}) if as_json else \
+            typer.echo(f"undid the consolidation: restored {', '.join(undone)}")
+        return
     lesson = store.restore(record_id, actor="cli:restore")
     _print_json({"restored": lesson.id}) if as_json else typer.echo(f"restored lesson {lesson.id}")
 
