@@ -235,3 +235,27 @@ def test_consolidate_history_restore_through_the_cli(isolated_home, tmp_path):
         assert store.get(new_id).status == "retired" and store.get(a.id).status == "active"
     missing = run_cli("memory", "history", "ls-nope")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def test_unverified_run_is_stored_as_unknown_and_gets_lessons_only_if_configured(store, tmp_path):
+    from types import SimpleNamespace
+
+    from expagent.experience.context import RunContext
+    from expagent.experience.remember import remember_run
+
+    lesson_reply = json.dumps({"summary": {"fault_location": "calc.add"}, "lessons": [
+        {"kind": "success", "scope": "general", "applies_when": "an arithmetic helper returns wrong values",
+         "advice": "check the operator against the docstring"}]})
+    trajectory = {"issue": {"text": "add is wrong"}, "repo": {"base_commit": "abc"}, "run_id": "r",
+                  "patch": "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1 +1 @@\n-a\n+b\n",
+                  "steps": [], "memory": {"injected": [], "recalled": []}, "model": {"name": "m"}, "totals": {}}
+    outcome = SimpleNamespace(trajectory=trajectory, trajectory_path=tmp_path / "t.json",
+                              result=SimpleNamespace(patch=trajectory["patch"]))
+    verdict = {"verdict": "unknown", "method": "none", "reason": "no test command"}
+    for n, configured in enumerate((False, True)):
+        distiller = make_model(Settings(model=f"scripted:{write_script(tmp_path / f'd{n}.json', [lesson_reply])}"))
+        written = remember_run(outcome, Settings(lessons_from_unknown=configured), RunContext(repo_name="acme/calc"),
+                               store=store, verdict=verdict, distiller=distiller, episode_key=f"k{n}")
+        episode = store.get(written[0])
+        assert episode.outcome == "unknown" and episode.outcome_source == "unknown"
+        assert len(written) == (2 if configured else 1)

@@ -125,3 +125,19 @@ def test_replay_model_reissues_recorded_replies(tmp_path):
     assert reply.tool_calls[0].id == "c1" and reply.tool_calls[0].arguments == {"command": "ls"}
     with pytest.raises(ModelError, match="exhausted"):
         model.query([])
+
+
+def test_replay_model_through_litellm_custom_provider(tmp_path):
+    traj = {"format": "expagent-trajectory", "version": 1, "protocol": "native", "steps": [
+        {"reply": {"content": "x", "tool_calls": [{"id": "c1", "name": "bash", "raw_arguments": json.dumps({"command": "ls"})}],
+                   "prompt_tokens": 5, "completion_tokens": 2, "cost": None}},
+    ]}
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(traj))
+    model = make_model(Settings(model=f"litellm+replay:{path}"))
+    from expagent.models.litellm_model import LitellmModel
+
+    assert isinstance(model, LitellmModel) and model.supports_tools
+    reply = model.query([{"role": "user", "content": "go"}], TOOLS)
+    assert reply.tool_calls[0].name == "bash" and reply.tool_calls[0].arguments == {"command": "ls"}
+    assert (reply.prompt_tokens, reply.completion_tokens) == (5, 2)

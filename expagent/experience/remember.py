@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 #: a new lesson this similar (cosine) to an existing one adds evidence to it instead of a new item
 DUPLICATE_THRESHOLD = 0.9
-_OFFLINE_MODELS = ("scripted:", "replay:", "litellm+scripted:", "oracle")
+_OFFLINE_MODELS = ("scripted:", "replay:", "litellm+scripted:", "litellm+replay:", "oracle")
 
 
 def make_distiller(settings, notice: Callable[[str], None] | None = None):

@@ -20,12 +20,14 @@ def make_model(settings) -> Model:
         from expagent.models.scripted import SourceModel, load_replay_source
 
         return SourceModel(name, load_replay_source(name.split(":", 1)[1]))
-    if name.startswith("litellm+scripted:"):
+    if name.startswith(("litellm+scripted:", "litellm+replay:")):
+        # the same offline replies, served through litellm's real completion() path by a custom provider
         from expagent.models.litellm_model import LitellmModel
         from expagent.models.litellm_provider import register_source
-        from expagent.models.scripted import load_scripted_source
+        from expagent.models.scripted import load_replay_source, load_scripted_source
 
-        source = load_scripted_source(name.split(":", 1)[1])
+        kind, path = name.split(":", 1)
+        source = load_scripted_source(path) if kind == "litellm+scripted" else load_replay_source(path)
         return LitellmModel(
             register_source(source), tool_mode="native" if source.native_tools else "text", display_name=name
         )
