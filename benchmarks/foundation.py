@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
@@ -30,20 +31,6 @@ def bench_help(runs: int = 7) -> dict:
     help_ = statistics.median(timed(["-m", "expagent", "--help"]) for _ in range(runs))
     return {"help_median_s": round(help_, 3), "python_bare_median_s": round(bare, 3),
             "help_minus_interpreter_s": round(help_ - bare, 3), "goal_s": 0.5}
-
-
-def make_repo(path: Path, files: int) -> Path:
-    path.mkdir(parents=True)
-    subprocess.run(["git", "init", "-q", str(path)], check=True)
-    for i in range(files):
-        target = path / f"pkg{i % 20}" / f"module_{i}.py"
-        target.parent.mkdir(exist_ok=True)
-        target.write_text("".join(f"def f{j}(x):\n    return x + {j}\n\n" for j in range(40)))
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b",
-           "GIT_COMMITTER_EMAIL": "b@b"}
-    subprocess.run(["git", "-C", str(path), "add", "-A"], check=True, env=env)
-    subprocess.run(["git", "-C", str(path), "commit", "-qm", "init"], check=True, env=env)
-    return path
 
 
 def bench_sandbox_start(repo: Path, runs: int = 5) -> dict:
@@ -103,6 +90,8 @@ def bench_loop_overhead(repo: Path, steps: int = 200) -> dict:
 
 def main() -> None:
     results = {"help": bench_help()}
+    from sandbox_overhead import make_repo  # the same synthetic project as the sandbox benchmark
+
     with tempfile.TemporaryDirectory() as tmp:
         repo = make_repo(Path(tmp) / "repo", 600)
         results["sandbox_start"] = bench_sandbox_start(repo)

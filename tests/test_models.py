@@ -113,13 +113,19 @@ def test_unknown_model_and_missing_key(monkeypatch):
         make_model(Settings())
 
 
-def test_replay_model_reissues_recorded_replies(tmp_path):
+def _recorded_trajectory(tmp_path):
+    """A minimal recorded trajectory with one native tool call."""
     traj = {"format": "expagent-trajectory", "version": 1, "protocol": "native", "steps": [
         {"reply": {"content": "x", "tool_calls": [{"id": "c1", "name": "bash", "raw_arguments": json.dumps({"command": "ls"})}],
                    "prompt_tokens": 5, "completion_tokens": 2, "cost": None}},
     ]}
     path = tmp_path / "t.json"
     path.write_text(json.dumps(traj))
+    return path
+
+
+def test_replay_model_reissues_recorded_replies(tmp_path):
+    path = _recorded_trajectory(tmp_path)
     model = make_model(Settings(model=f"replay:{path}"))
     reply = model.query([])
     assert reply.tool_calls[0].id == "c1" and reply.tool_calls[0].arguments == {"command": "ls"}
@@ -128,12 +134,7 @@ def test_replay_model_reissues_recorded_replies(tmp_path):
 
 
 def test_replay_model_through_litellm_custom_provider(tmp_path):
-    traj = {"format": "expagent-trajectory", "version": 1, "protocol": "native", "steps": [
-        {"reply": {"content": "x", "tool_calls": [{"id": "c1", "name": "bash", "raw_arguments": json.dumps({"command": "ls"})}],
-                   "prompt_tokens": 5, "completion_tokens": 2, "cost": None}},
-    ]}
-    path = tmp_path / "t.json"
-    path.write_text(json.dumps(traj))
+    path = _recorded_trajectory(tmp_path)
     model = make_model(Settings(model=f"litellm+replay:{path}"))
     from expagent.models.litellm_model import LitellmModel
 
