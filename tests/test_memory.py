@@ -4,6 +4,7 @@ concurrent writers. Everything runs for real (Chroma, onnxruntime); nothing is m
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -401,3 +402,78 @@ def test_index_after_additions_equals_a_full_rebuild(seeded, monkeypatch):
     assert list(extended.repos[order]) == list(rebuilt.repos)
     hits = retrieve(seeded, "Refunds ignore the VAT rate", repo="acme/shop", k=1)
     assert hits[0].record.instance_id == "acme__shop-300"
+
+
+# ------------------------------------------------------------------------------------------- abstention gate
+def _gate_rows(n: int = 400, seed: int = 3):
+    """Synthetic queries: the chance of a relevant episode rises with the pool and the top score."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows, labels = [], []
+    for _ in range(n):
+        pool = int(rng.integers(0, 200))
+        score = float(rng.uniform(0.05, 0.45))
+        logit = 1.2 * (np.log1p(pool) - 3.0) + 25.0 * (score - 0.24)
+        rows.append({"log_pool": float(np.log1p(pool)), "top_score": score,
+                     "top_dense": float(min(0.74, score * 2)), "file_recurrence": float(rng.uniform(0, 0.2))})
+        labels.append(bool(rng.random() < 1 / (1 + np.exp(-logit))))
+    return rows, labels
+
+
+def test_gate_fit_learns_the_signals_and_meets_its_target_on_the_fitting_data():
+    from expagent.memory.abstain import Gate, fit_logistic
+
+    rows, labels = _gate_rows()
+    gate = fit_logistic(rows, labels, target_abstention=0.85)
+    weights = dict(zip(gate.features, gate.weights[1:]))
+    assert weights["log_pool"] > 0 and weights["top_score"] > 0  # both raise the chance of answering
+    negatives = [r for r, lab in zip(rows, labels) if not lab]
+    silent = sum(not gate.answers(r) for r in negatives) / len(negatives)
+    assert 0.85 <= silent < 0.87  # the threshold is the lowest that reaches the target, not a blanket "no"
+    positives = [r for r, lab in zip(rows, labels) if lab]
+    assert sum(gate.answers(r) for r in positives) / len(positives) > 0.5
+    again = Gate.from_dict(json.loads(json.dumps(gate.to_dict())))
+    assert [again.answers(r) for r in rows] == [gate.answers(r) for r in rows]
+
+
+def test_gate_answers_more_for_a_larger_history_and_always_for_a_near_duplicate():
+    from expagent.memory.abstain import FEATURES, default_gate
+
+    gate = default_gate()  # the shipped coefficients (expagent/memory/abstain_gate.json)
+    assert gate.features == FEATURES
+    base = {"log_pool": 1.0, "top_score": 0.22, "top_dense": 0.5, "file_recurrence": 0.0}
+    assert gate.probability({**base, "log_pool": 5.0}) > gate.probability(base)
+    assert gate.probability({**base, "top_score": 0.3}) > gate.probability(base)
+    assert not gate.answers(base)  # a middling match in a young memory: stay silent
+    assert gate.answers({**base, "top_dense": gate.sure_dense})  # a near-duplicate: always answer
+    assert not gate.answers({})  # nothing to answer with
+
+
+def test_query_features_count_the_pool_and_the_recurrence_of_the_top_files():
+    from expagent.memory.abstain import query_features
+    from expagent.memory.records import Episode
+    from expagent.memory.retrieval import Hit
+
+    def hit(score, dense, files):
+        return Hit("x", "episode", score, Episode(repo="r/x", issue="i", files=files), {"dense": dense})
+
+    hits = [hit(0.3, 0.5, ["a.py"]), hit(0.2, 0.6, ["a.py", "b.py"]), hit(0.1, 0.4, ["c.py"])]
+    feats = query_features(hits, pool_size=9)
+    assert feats["log_pool"] == pytest.approx(math.log(10))
+    assert feats["top_score"] == 0.3 and feats["top_dense"] == 0.6
+    assert feats["file_recurrence"] == pytest.approx(0.5)  # one of the two others touched a.py
+    assert query_features([], pool_size=9) == {}
+
+
+def test_gate_decides_for_episodes_and_an_explicit_floor_replaces_it(seeded):
+    from expagent.memory.retrieval import RetrievalSettings, retrieve, score_candidates, select_hits
+
+    query = "The websocket server leaks file descriptors on reconnect"
+    cands = score_candidates(seeded, query, repo="acme/shop")
+    assert cands and cands.pool_size == 3  # the three acme/shop episodes passed the filters
+    assert select_hits(cands, repo="acme/shop") == []  # the gate: nothing relevant
+    # an explicit floor replaces the gate: floor 0 keeps every candidate scoring above zero
+    assert select_hits(cands, repo="acme/shop", floor=0, k=5) == [h for h in cands if h.score >= 0]
+    no_gate = RetrievalSettings(gate=False, floor=0.0)
+    assert retrieve(seeded, query, repo="acme/shop", settings=no_gate, k=5)

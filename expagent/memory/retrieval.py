@@ -16,12 +16,18 @@ none. How a hit is scored:
    other two signals only.
 3. Usefulness re-rank: relevance is multiplied by ``0.85 + 0.3 * usefulness`` (usefulness 0.5 = never injected:
    neutral; items that went with resolved runs rise, others sink).
-4. Abstention: hits below ``floor`` are dropped, so an unfamiliar issue gets nothing rather than noise.
+4. Abstention. Episodes: decided once per query by the gate of :mod:`expagent.memory.abstain` (a small
+   logistic model over how many episodes passed the filters, the top score, the top cosine and how often the top
+   episode's files recur among the others): when it says "no stored episode is relevant", no episode is
+   returned; when it answers, episodes below ``episode_floor`` (a low per-item floor) are still dropped.
+   Lessons (which the gate was not fitted on) keep the plain relevance ``floor``. Passing ``floor=`` explicitly
+   (or ``settings.gate=False``) replaces the gate by that plain floor for every hit (``floor=0``: never
+   abstain).
 5. Order: same-repo items first, then general lessons, each by score; then ``k`` and the ``token_budget``
    (tokens of :func:`format_hit` text, estimated at 4 characters per token) cut the list.
 
-The default settings (:data:`DEFAULT_SETTINGS`) were tuned on the retrieval benchmark
-(``benchmarks/retrieval_quality.py``); see docs/memory.md for the numbers.
+The gate's coefficients and the other settings (:data:`DEFAULT_SETTINGS`) come from the retrieval benchmark
+(``benchmarks/retrieval_quality.py``, which also reports them on held-out repositories); see docs/memory.md.
 """
 
 from __future__ import annotations
@@ -41,13 +47,18 @@ from expagent.memory.tokens import code_tokens, mentioned_keys
 @dataclass(frozen=True)
 class RetrievalSettings:
     # relevance is the weighted mean of the three signals (each roughly 0..1); equal weights ranked best on
-    # the benchmark, and the floor is the lowest value at which abstention reaches 0.80 there
+    # the benchmark. ``floor`` is the plain relevance floor: it decides for lessons, and for everything with the
+    # gate off (0.24 was the lowest value at which abstention reached 0.80 on the benchmark). With the gate on,
+    # episodes are the gate's decision and ``episode_floor`` only drops weak episodes of an answered query (0.1
+    # cost no hit@3 there)
     w_dense: float = 1.0
     w_lex: float = 1.0
     w_keys: float = 1.0
     floor: float = 0.24
+    episode_floor: float = 0.1
     candidates: int = 40
     usefulness_weight: float = 0.3
+    gate: bool = True
 
 
 DEFAULT_SETTINGS = RetrievalSettings()
@@ -67,6 +78,16 @@ class Hit:
         return {"id": self.id, "kind": self.kind, "score": round(self.score, 4),
                 "instance_id": getattr(self.record, "instance_id", None), "repo": self.record.repo,
                 "parts": {k: round(v, 4) for k, v in self.parts.items()}}
+
+
+class ScoredCandidates(list):
+    """The scored candidates of one query (a list of :class:`Hit`, best first) and ``pool_size``: how many
+    episodes passed the filters (the abstention gate's prior: a repository with many past fixes more likely holds
+    a relevant one)."""
+
+    def __init__(self, hits: Iterable[Hit] = (), pool_size: int = 0) -> None:
+        super().__init__(hits)
+        self.pool_size = pool_size
 
 
 def _where(kinds: Sequence[str], repo: str | None, before_ts: float | None, exclude_instance: str | None
@@ -140,7 +161,7 @@ def retrieve(store: Any, query: str, *, repo: str | None = None, before: str | f
     ``keys``: optional ``{"files": [...], "symbols": [...]}`` the new issue likely touches (e.g. from code
     intelligence); records that touched them score higher.
     ``token_budget``: the most tokens (of :func:`format_hit` text) the returned hits may take together.
-    ``floor``: overrides the relevance floor of ``settings`` (0 disables abstention).
+    ``floor``: replaces the abstention gate by this plain floor on each hit's score (0 disables abstention).
     """
     hits = score_candidates(store, query, repo=repo, before=before, exclude_instance=exclude_instance,
                             kinds=kinds, keys=keys, settings=settings)
@@ -149,10 +170,20 @@ def retrieve(store: Any, query: str, *, repo: str | None = None, before: str | f
 
 def select_hits(hits: list[Hit], *, repo: str | None = None, k: int = 3, token_budget: int | None = None,
                 settings: RetrievalSettings | None = None, floor: float | None = None) -> list[Hit]:
-    """Apply the floor, the same-repo-first order, ``k`` and the token budget to scored candidates."""
+    """Apply abstention (the gate, or ``floor`` when given), the same-repo-first order, ``k`` and the token budget
+    to scored candidates (from :func:`score_candidates`; a plain list counts as the whole pool)."""
     cfg = settings or DEFAULT_SETTINGS
-    threshold = cfg.floor if floor is None else floor
-    hits = [h for h in hits if h.score >= threshold]
+    if floor is not None or not cfg.gate:
+        threshold = cfg.floor if floor is None else floor
+        hits = [h for h in hits if h.score >= threshold]
+    else:
+        from expagent.memory.abstain import default_gate, query_features
+
+        episodes = sorted((h for h in hits if h.kind == "episode"), key=lambda h: h.score, reverse=True)
+        pool = int(getattr(hits, "pool_size", len(episodes)))
+        answer = default_gate().answers(query_features(episodes, pool))
+        hits = [h for h in hits
+                if (answer and h.score >= cfg.episode_floor if h.kind == "episode" else h.score >= cfg.floor)]
     hits.sort(key=lambda h: (repo is not None and h.record.repo == repo, h.score), reverse=True)
     out: list[Hit] = []
     used = 0
@@ -171,15 +202,15 @@ def select_hits(hits: list[Hit], *, repo: str | None = None, k: int = 3, token_b
 def score_candidates(store: Any, query: str, *, repo: str | None = None,
                      before: str | float | datetime | None = None, exclude_instance: str | None = None,
                      kinds: Sequence[str] = ("episode", "lesson"), keys: dict[str, Iterable[str]] | None = None,
-                     settings: RetrievalSettings | None = None) -> list[Hit]:
-    """Every candidate that passes the filters, scored (no floor, no k), best first."""
+                     settings: RetrievalSettings | None = None) -> ScoredCandidates:
+    """Every candidate that passes the filters, scored (no floor, no k), best first, with the pool size."""
     import numpy as np
 
     cfg = settings or DEFAULT_SETTINGS
     kinds = tuple(kinds)
     before_ts = parse_time(before, "before") if before is not None else None
     if not query.strip():
-        return []
+        return ScoredCandidates()
 
     # one mask implements the filters for both signals (the same ones Chroma's metadata would apply)
     index = lexical_index(store)
@@ -192,7 +223,8 @@ def score_candidates(store: Any, query: str, *, repo: str | None = None,
         mask &= index.instances != exclude_instance
     rows = np.flatnonzero(mask)
     if rows.size == 0:
-        return []
+        return ScoredCandidates()
+    n_episodes = int(np.count_nonzero(index.kinds[rows] == "episode"))
 
     # lexical candidates
     q_tokens = code_tokens(query)
@@ -213,7 +245,7 @@ def score_candidates(store: Any, query: str, *, repo: str | None = None,
     got = store.collection.get(ids=cand_ids, include=["metadatas"])
     metas: dict[str, dict[str, Any]] = dict(zip(got["ids"], got["metadatas"]))
     if not metas:
-        return []
+        return ScoredCandidates(pool_size=n_episodes)
     pos = index.position()
     q_files, q_symbols = mentioned_keys(query)
     strong_files = set(file_keys_of(list((keys or {}).get("files", []) or [])))
@@ -242,8 +274,9 @@ def score_candidates(store: Any, query: str, *, repo: str | None = None,
     scored.sort(key=lambda t: t[3], reverse=True)
     top_ids = [t[0] for t in scored[: max(cfg.candidates, 10)]]
     records = store.get_many(top_ids)
-    return [Hit(item_id, meta["kind"], score, records[item_id][0], parts)
-            for item_id, meta, parts, score in scored if item_id in records]
+    return ScoredCandidates((Hit(item_id, meta["kind"], score, records[item_id][0], parts)
+                             for item_id, meta, parts, score in scored if item_id in records),
+                            pool_size=n_episodes)
 
 
 def _top(values: Any, n: int) -> Any:
