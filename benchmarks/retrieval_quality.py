@@ -167,6 +167,23 @@ def loro_floor(scored: dict, relevant: dict, repo_of: dict) -> tuple[dict[str, l
     return out, chosen
 
 
+
+def seed_store(rows: list[dict], home: Path):
+    """A memory under ``home`` holding every row as a reference-fix episode; (store, added, present, seconds)."""
+    from expagent.memory.store import MemoryStore
+    from expagent.memory.swebench import import_swebench
+
+    store = MemoryStore.open(home=home)
+    seed = home / "seed.jsonl"
+    with seed.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps({k: row[k] for k in ("repo", "instance_id", "base_commit", "problem_statement",
+                                                       "patch", "created_at")}) + "\n")
+    t0 = time.perf_counter()
+    added, present, _ = import_swebench(store, seed)
+    return store, added, present, time.perf_counter() - t0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -179,22 +196,12 @@ def main() -> None:
 
     from expagent.memory import abstain
     from expagent.memory.retrieval import DEFAULT_SETTINGS, score_candidates, select_hits
-    from expagent.memory.store import MemoryStore
-    from expagent.memory.swebench import import_swebench
 
     rows = load(args.data)
     relevant = relevant_sets(rows)
     by_id = {r["instance_id"]: r for r in rows}
     home = args.home or Path(tempfile.mkdtemp(prefix="expagent-bench-"))
-    store = MemoryStore.open(home=home)
-    seed = home / "seed.jsonl"
-    with seed.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps({k: row[k] for k in ("repo", "instance_id", "base_commit", "problem_statement",
-                                                       "patch", "created_at")}) + "\n")
-    t0 = time.perf_counter()
-    added, present, _ = import_swebench(store, seed)
-    import_seconds = time.perf_counter() - t0
+    store, added, present, import_seconds = seed_store(rows, home)
     print(f"imported {len(added)} episodes ({present} already present) in {import_seconds:.1f}s", file=sys.stderr)
     episode_instance = {}
     for rec in store.list(kind="episode"):

@@ -60,22 +60,12 @@ def main() -> None:
     from expagent.codeintel.issuekeys import PatchCatalog, key_overlap, likely_keys_from_issue
     from expagent.codeintel.patchkeys import symbols_by_file_from_patch
     from expagent.memory.retrieval import retrieve
-    from expagent.memory.store import MemoryStore
-    from expagent.memory.swebench import import_swebench
 
     rows = rq.load(args.data)
     relevant = rq.relevant_sets(rows)
     home = args.home or Path(tempfile.mkdtemp(prefix="expagent-bench-keys-"))
-    store = MemoryStore.open(home=home)
-    seed = home / "seed.jsonl"
-    with seed.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps({k: row[k] for k in ("repo", "instance_id", "base_commit", "problem_statement",
-                                                       "patch", "created_at")}) + "\n")
-    t0 = time.perf_counter()
-    added, present, _ = import_swebench(store, seed)
-    print(f"imported {len(added)} episodes ({present} already present) in {time.perf_counter() - t0:.1f}s",
-          file=sys.stderr)
+    store, added, present, seconds = rq.seed_store(rows, home)
+    print(f"imported {len(added)} episodes ({present} already present) in {seconds:.1f}s", file=sys.stderr)
 
     catalogs: dict[str, PatchCatalog] = defaultdict(PatchCatalog)
     earlier: dict[str, list[tuple[str, list[str], list[str]]]] = defaultdict(list)  # repo -> (id, files, symbols)
