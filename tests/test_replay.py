@@ -127,3 +127,29 @@ def test_resume_needs_the_run_dir_and_same_mode(replay_setup, tmp_path):
     s = replay_setup
     proc = run_cli("replay", str(s["suite"]), "--model", f"scripted:{s['scripts']}", "--resume", env=s["env"])
     assert proc.returncode == 2 and "--resume needs --out" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_parallel_streams_and_the_labelled_offline_demo(tmp_path):
+    """Two repositories replayed as two parallel streams (--workers 2) with no model: the oracle demo."""
+    suite = make_demo_suite(tmp_path / "two")
+    records = [json.loads(line) for line in (suite / "tasks.jsonl").read_text().splitlines()]
+    twins = [{**r, "repo": "demo/calc2", "instance_id": r["instance_id"].replace("demo__calc", "demo__twin")}
+             for r in records]
+    (suite / "tasks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records + twins))
+    manifest = (suite / "suite.toml").read_text()
+    (suite / "suite.toml").write_text(manifest.replace('[env]', '[repos."demo/calc2"]\npath = "repos/calc"\n\n[env]'))
+    run = tmp_path / "run"
+    proc = run_cli("replay", str(suite), "--workers", "2", "--out", str(run), env={"EXPAGENT_HOME": str(tmp_path / "h")})
+    assert proc.returncode == 0, proc.stderr
+    assert "OFFLINE DEMO" in proc.stderr
+    assert json.loads((run / "run.json").read_text())["offline_demo"] is True
+    rows = _rows(run)
+    assert len(rows) == 6 and all(r["resolved"] for r in rows)
+    for repo in ("demo/calc", "demo/calc2"):  # each stream keeps its own chronological order
+        ids = [r["instance_id"] for r in rows if r["repo"] == repo]
+        assert ids == sorted(ids)
+    from expagent.memory.store import MemoryStore
+
+    with MemoryStore.open(home=run) as store:
+        assert len(store.list(kind="episode")) == 6
+        assert {e.repo for e in store.list(kind="episode")} == {"demo/calc", "demo/calc2"}

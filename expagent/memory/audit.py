@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,9 @@ class AuditLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        # one connection shared by the threads of a process (replay --workers), serialised by a lock
+        self._conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(_SCHEMA)
 
@@ -63,7 +66,7 @@ class AuditLog:
 
     def append_many(self, rows: list[tuple[str, str, str | None, dict[str, Any]]], actor: str) -> None:
         at = now_iso()
-        with self._conn:
+        with self._lock, self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.executemany(
                 "INSERT INTO audit(at, action, record_id, kind, actor, detail) VALUES (?, ?, ?, ?, ?, ?)",
@@ -80,8 +83,9 @@ class AuditLog:
         if limit:
             sql += " LIMIT ?"
             args.append(limit)
-        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]))
-                for r in self._conn.execute(sql, args)]
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
 
     def close(self) -> None:
         self._conn.close()
