@@ -259,3 +259,31 @@ def test_unverified_run_is_stored_as_unknown_and_gets_lessons_only_if_configured
         episode = store.get(written[0])
         assert episode.outcome == "unknown" and episode.outcome_source == "unknown"
         assert len(written) == (2 if configured else 1)
+
+
+def test_recall_tool_mid_run_is_recorded_in_the_trajectory(store, buggy_repo, tmp_path):
+    from expagent.agent.loop import Agent, Limits
+    from expagent.experience.context import recall_tool_factory
+    from expagent.sandbox.local import LocalSandbox
+    from expagent.trajectory import TrajectoryWriter, load_trajectory
+
+    episode = _episode("ZeroDivisionError: division by zero in calc.div when the divisor is 0", "calc-1")
+    store.add_episode(episode, "t")
+    settings = Settings(memory="on")
+    replies = [
+        {"tool_calls": [{"name": "recall", "arguments": {"query": "ZeroDivisionError: division by zero in div"}}]},
+        {"tool_calls": [{"name": "recall", "arguments": {"query": "unicode table headers in the HTML renderer"}}]},
+        {"tool_calls": [{"name": "submit"}]},
+    ]
+    model = make_model(Settings(model=f"scripted:{write_script(tmp_path / 's.json', replies)}"))
+    toolbox = ToolBox()
+    writer = TrajectoryWriter(tmp_path / "traj.json", {"run_id": "r", "protocol": "native"})
+    with LocalSandbox(buggy_repo) as sandbox:
+        toolbox.add(recall_tool_factory(store, settings, repo_name="acme/calc", instance_id=None, before=None)(sandbox))
+        Agent(model, sandbox, toolbox, writer, Limits()).run(
+            build_messages("x", workdir=sandbox.workdir, protocol="native", tool_schemas=toolbox.schemas()))
+    traj = load_trajectory(tmp_path / "traj.json")
+    outputs = [a["output"] for s in traj["steps"] for a in s["actions"]]
+    assert episode.id in outputs[0] and "judge whether each applies" in outputs[0]
+    assert outputs[1] == "memory has nothing relevant to that query"
+    assert traj["memory"]["recalled"] == [episode.id]
