@@ -25,8 +25,6 @@ def cache_dir() -> Path:
 
 
 def prompts_dir() -> Path:
-    """The prompt templates: ``prompts/`` at the project root, or a copy shipped in the package."""
-    packaged = Path(__file__).parent / "prompts"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "prompts"
+    """The prompt templates. ``expagent/prompts`` links to the project's ``prompts/`` in a checkout and is a real
+    directory in an installed wheel, so both editable and normal installs find them."""
+    return Path(__file__).parent / "prompts"
