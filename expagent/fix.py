@@ -83,14 +83,14 @@ def run_fix(options: FixOptions) -> int:
                              issue_source=issue.source, repo_name=context.repo_name, repo_map=context.repo_map,
                              experience=context.experience, extra_tools=context.tools)
         err.print(f"[bold]expagent fix[/] in {repo} with {model.name} (run {run_dir.name})")
-        verifier = experience.make_verifier(settings, repo) if options.verify else None
+        verifier = experience.make_verifier(settings) if options.verify else None
         outcome = run_agent(request, model, on_event=StepPrinter(err), notice=err.print,
                             after_run=verifier.after_run if verifier else None)
         result = outcome.result
         verdict = outcome.trajectory.get("outcome") or {"verdict": "unknown", "method": "none",
                                                         "reason": "verification skipped (--no-verify)"}
         if store is not None and result.exit_status.value != "interrupted":
-            distiller = experience.make_distiller(settings, notice=err.print)
+            distiller = experience.make_distiller(settings)
             written = experience.remember_run(outcome, settings, context, store=store, verdict=verdict,
                                               distiller=distiller, episode_key=f"run:{run_dir.name}",
                                               actor="expagent fix", notice=err.print)

@@ -104,7 +104,7 @@ def replay_trajectory(path: Path, repo: Path | None = None, sandbox: str | None 
     config = recorded.get("config") or {}
     limits = {k: config[k] for k in ("step_limit", "cost_limit", "time_limit", "max_format_errors",
                                       "command_timeout", "output_limit") if k in config}
-    # one more step than recorded: the replay ends where the recording ended, by exhaustion at worst
+    # the recorded limits, so the replay stops where the recording stopped
     settings = replace(settings, **limits, model=f"replay:{traj_path}")
     model = SourceModel(settings.model, load_replay_source(traj_path))
     model.supports_tools = recorded.get("protocol") == "native"

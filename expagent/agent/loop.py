@@ -102,7 +102,7 @@ class Agent:
         try:
             actions = actions_from_reply(reply, self.native, list(self.toolbox.tools))
         except FormatError as exc:
-            self._observe(None, render("format_error.j2", message=str(exc), protocol=self._protocol()), record)
+            self._observe(None, render("format_error.j2", message=str(exc), protocol=self._protocol()))
             return self._malformed(record, started)
         status, malformed = None, True
         for action in actions:
@@ -111,7 +111,7 @@ class Agent:
             record["actions"].append({"tool": action.tool, "arguments": action.arguments, **_result_record(result)})
             if result.meta.get("recalled"):
                 self.trajectory.record_memory(recalled=result.meta["recalled"])
-            self._observe(action.id, self._observation(action.tool, result), record)
+            self._observe(action.id, self._observation(action.tool, result))
             self.on_event({"step": self.steps, "tool": action.tool, "arguments": action.arguments,
                            "exit_code": result.exit_code, "tokens": self.prompt_tokens + self.completion_tokens,
                            "cost": self.cost})
@@ -171,7 +171,7 @@ class Agent:
         return render("observation.j2", tool=tool, exit_code=result.exit_code if tool == "bash" else None,
                       output=result.output, remaining_steps=remaining)
 
-    def _observe(self, call_id: str | None, text: str, record: dict[str, Any]) -> None:
+    def _observe(self, call_id: str | None, text: str) -> None:
         if self.native and call_id is not None:
             self._add_message({"role": "tool", "tool_call_id": call_id, "content": text})
         else:

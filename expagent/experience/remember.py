@@ -10,7 +10,7 @@ DUPLICATE_THRESHOLD = 0.9
 _OFFLINE_MODELS = ("scripted:", "replay:", "litellm+scripted:", "litellm+replay:", "oracle")
 
 
-def make_distiller(settings, notice: Callable[[str], None] | None = None):
+def make_distiller(settings):
     """The model that distills runs, or None (summaries from facts only, no lessons)."""
     from expagent.config import replace
     from expagent.models import make_model

@@ -18,6 +18,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from expagent.codeintel.history import is_test_path
 from expagent.fsutil import atomic_write_text
 
 _PYTEST_MARKERS = ("pytest.ini", "conftest.py", "tox.ini")
@@ -52,13 +53,6 @@ def detect_test_command(repo: Path) -> str | None:
     return None
 
 
-def is_test_file(path: str) -> bool:
-    name = path.rsplit("/", 1)[-1]
-    parts = path.split("/")
-    return (name.startswith("test_") or name.endswith(("_test.py", "_test.go", ".test.js", ".test.ts", ".spec.ts"))
-            or any(p in ("tests", "test", "testing") for p in parts[:-1]) or name == "conftest.py")
-
-
 def split_patch(patch: str) -> tuple[str, str, list[str]]:
     """(test part, source part, test files) of a unified git diff."""
     chunks: list[str] = []
@@ -74,7 +68,7 @@ def split_patch(patch: str) -> tuple[str, str, list[str]]:
     for chunk in chunks:
         header = chunk.split("\n", 1)[0]
         path = header.split(" b/", 1)[-1] if " b/" in header else ""
-        if path and is_test_file(path):
+        if path and is_test_path(path):
             tests.append(chunk)
             test_files.append(path)
         else:
@@ -168,7 +162,7 @@ class Verifier:
         }
 
 
-def make_verifier(settings, repo: Path) -> Verifier:
+def make_verifier(settings) -> Verifier:
     return Verifier(settings.test_command, timeout=max(settings.command_timeout, 60.0))
 
 
