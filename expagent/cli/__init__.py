@@ -21,17 +21,10 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    # Each feature module only imports typer at its top; registering costs milliseconds.
-    from expagent import cli_core
-    from expagent.sandbox import cli as sandbox_cli
-    from expagent.memory import cli as memory_cli
-    from expagent.codeintel import cli as codeintel_cli
-    from expagent.tasks import cli as tasks_cli
-    from expagent.tasks import synth_cli
-    from expagent.experience import cli as experience_cli
+    # Each command module imports only typer at its top and registers its own commands; costs milliseconds.
+    from expagent.cli import codeintel, core, memory, replay, sandbox, synth, tasks
 
-    # memory comes before codeintel and experience: they add commands to its group
-    for module in (cli_core, sandbox_cli, memory_cli, codeintel_cli, tasks_cli, synth_cli, experience_cli):
+    for module in (core, sandbox, memory, codeintel, tasks, synth, replay):
         module.register(app)
 
 

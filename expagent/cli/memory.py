@@ -22,6 +22,10 @@ _JSON = typer.Option(False, "--json", help="machine-readable output")
 
 
 def register(app: typer.Typer) -> None:
+    memory_app.command("consolidate")(consolidate_command)
+    memory_app.command("prune")(prune_command)
+    memory_app.command("history")(history_command)
+    memory_app.command("learn-git")(learn_git_command)
     app.add_typer(memory_app, name="memory")
 
 
@@ -332,3 +336,166 @@ def stats_cmd(home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, em
     for repo_name, n in data["by_repo"].items():
         table.add_row(f"  {repo_name}", str(n))
     Console().print(table)
+
+
+# -- maintenance: consolidate, prune, history, learn-git ------------------------
+
+def _store(home: Optional[Path]):
+    from expagent.config import load_settings
+    from expagent.memory.store import MemoryStore
+
+    settings = load_settings(None)
+    return settings, MemoryStore.open(home=home, chroma_url=settings.chroma_url, embedding=settings.embedding_model)
+
+
+def consolidate_command(
+    repo: Optional[str] = typer.Option(None, "--repo", help="Only lessons scoped to this repository."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the clusters that would be merged."),
+    threshold: float = typer.Option(0.85, "--threshold", help="Cosine similarity that makes two lessons one."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="The LLM that writes merged lessons."),
+    home: Optional[Path] = typer.Option(None, "--home", help="Another expagent home."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Merge near-duplicate lessons into new versions (old ones retired, never deleted). Never runs implicitly."""
+    import json
+
+    from rich.console import Console
+
+    from expagent.config import replace
+    from expagent.experience.maintain import consolidate
+    from expagent.experience.remember import make_distiller
+
+    settings, store = _store(home)
+    console = Console(stderr=True)
+    with store:
+        llm = None
+        if not dry_run:
+            if model:
+                settings = replace(settings, distill_model=model)
+            llm = make_distiller(settings)
+        results = consolidate(store, llm, repo=repo, dry_run=dry_run, threshold=threshold, notice=console.print)
+    if json_out:
+        print(json.dumps({"dry_run": dry_run, "clusters": results}, indent=2))
+        return
+    if not results:
+        console.print("no near-duplicate lessons")
+    for entry in results:
+        target = "would merge" if dry_run else f"merged into {entry['merged_into']}:"
+        console.print(f"{target} {', '.join(entry['members'])} (scope {entry['scope']})")
+
+
+def prune_command(
+    min_uses: int = typer.Option(3, "--min-uses", help="Only lessons injected at least this often."),
+    max_usefulness: float = typer.Option(0.34, "--max-usefulness", help="Retire at or below this usefulness."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be retired."),
+    home: Optional[Path] = typer.Option(None, "--home", help="Another expagent home."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Retire (not delete) lessons that were used often and rarely helped."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from expagent.experience.maintain import prune
+
+    _settings, store = _store(home)
+    with store:
+        items = prune(store, min_uses=min_uses, max_usefulness=max_usefulness, dry_run=dry_run)
+    if json_out:
+        print(json.dumps({"dry_run": dry_run, "retired" if not dry_run else "would_retire": items}, indent=2))
+        return
+    table = Table(title=("would retire" if dry_run else "retired") + f" ({len(items)})")
+    for column in ("id", "uses", "helped", "usefulness", "advice"):
+        table.add_column(column)
+    for item in items:
+        table.add_row(item["id"], str(item["uses"]), str(item["helped"]), str(item["usefulness"]), item["advice"][:60])
+    Console().print(table)
+
+
+def history_command(
+    record_id: str = typer.Argument(..., help="A lesson or episode id."),
+    home: Optional[Path] = typer.Option(None, "--home", help="Another expagent home."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Every change to a memory item (audit log), with its versions and merges."""
+    import json
+    from dataclasses import asdict, is_dataclass
+
+    from rich.console import Console
+    from rich.table import Table
+
+    _settings, store = _store(home)
+    with store:
+        record = store.get(record_id)
+        entries = store.history(record_id)
+    rows = [asdict(e) if is_dataclass(e) else dict(e) for e in entries]
+    links = {k: v for k, v in {
+        "supersedes": getattr(record, "supersedes", None), "superseded_by": getattr(record, "superseded_by", None),
+        "merged_from": record.provenance.get("merged_from"), "status": getattr(record, "status", None),
+        "retired_reason": getattr(record, "retired_reason", None)}.items() if v}
+    if json_out:
+        print(json.dumps({"id": record_id, "links": links, "history": rows}, indent=2, default=str))
+        return
+    table = Table(title=f"history of {record_id}")
+    columns = list(rows[0].keys()) if rows else ["action"]
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*[json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v) for v in row.values()])
+    console = Console()
+    console.print(table)
+    for key, value in links.items():
+        console.print(f"{key}: {value}")
+
+
+def learn_git_command(
+    path: str = typer.Argument(".", help="Repository whose history to mine."),
+    since: Optional[str] = typer.Option(None, "--since", help="Only commits after this date (anything git accepts)."),
+    max_count: Optional[int] = typer.Option(None, "--max", help="Store at most this many fix commits."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be stored, store nothing."),
+    home: Optional[Path] = typer.Option(None, "--home", help="expagent home to use (default: $EXPAGENT_HOME or ~/.expagent)"),
+    chroma_url: Optional[str] = typer.Option(None, "--chroma-url", help="use this Chroma server instead of the embedded store"),
+    embedding: Optional[str] = typer.Option(None, "--embedding", help="embedding model: minilm-int8 (default) or litellm:<model>"),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Mine the repository's history for likely fix commits and store them as reference-fix episodes."""
+    import json
+    import os
+
+    from expagent.codeintel.learn import learn_git
+    from expagent.errors import ExpagentError
+
+    if max_count is not None and max_count < 1:
+        raise ExpagentError("--max must be at least 1")
+    if home is not None:
+        os.environ["EXPAGENT_HOME"] = str(home)  # as the other memory commands do: settings follow the home
+    result = learn_git(path, since=since, max_count=max_count, dry_run=dry_run,
+                       store_options={"home": home, "chroma_url": chroma_url, "embedding": embedding})
+    records = result.pop("records")
+    note = result.pop("shallow_note")
+    if json_out:
+        result["shallow"] = bool(note)
+        result["commits"] = [{"instance_id": r["instance_id"], "created_at": r["created_at"],
+                              "fix_score": r["fix_score"], "subject": r["problem_statement"].splitlines()[0]}
+                             for r in records]
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("commit", "date", "score", "subject")
+        for r in records:
+            table.add_row(r["instance_id"], r["created_at"][:10], f"{r['fix_score']:.0f}",
+                          r["problem_statement"].splitlines()[0][:70])
+        console = Console()
+        console.print(table)
+        if dry_run:
+            console.print(f"{result['found']} likely fix commit(s) found; nothing stored (--dry-run)")
+        else:
+            console.print(f"{result['found']} likely fix commit(s) found; {result['added']} stored as reference "
+                          f"fixes, {result['already_present']} already in memory")
+    if note:
+        typer.echo(note, err=True)
+
+

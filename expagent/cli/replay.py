@@ -1,0 +1,39 @@
+"""``expagent replay``: run a suite's tasks in order, memory on or off, graded by their own tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def replay_command(
+    suite: str = typer.Argument(..., help="A suite directory (swe_tasks/NAME), its name, or a SWE-bench JSONL file."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="litellm model string, or scripted:DIR."),
+    memory: Optional[str] = typer.Option(None, "--memory", help="on, off, episodic or semantic."),
+    workers: int = typer.Option(1, "--workers", help="Repository streams run in parallel."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out, skipping finished tasks."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default under $EXPAGENT_HOME/runs)."),
+    repos: Optional[str] = typer.Option(None, "--repos", help="Directory of local clones named owner__name."),
+    instance: Optional[List[str]] = typer.Option(None, "--instance", help="Only these tasks (repeatable)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="At most N tasks per repository stream."),
+    memory_home: Optional[Path] = typer.Option(None, "--memory-home",
+                                               help="Use this expagent home's memory instead of a fresh one."),
+    distill_model: Optional[str] = typer.Option(None, "--distill-model", help="Model for distillation, or none."),
+    step_limit: Optional[int] = typer.Option(None, "--step-limit"),
+    cost_limit: Optional[float] = typer.Option(None, "--cost-limit"),
+    sandbox: Optional[str] = typer.Option(None, "--sandbox", help="local or auto (task environments are local)."),
+) -> None:
+    """Run a suite's tasks in order (retrieve, fix, grade, remember) and report; compare runs with 'report'."""
+    from expagent.replay import ReplayOptions, run_replay
+
+    flags = {"model": model, "memory": memory, "distill_model": distill_model, "step_limit": step_limit,
+             "cost_limit": cost_limit, "sandbox": sandbox}
+    raise typer.Exit(run_replay(ReplayOptions(suite=suite, flags=flags, out=out, resume=resume, workers=workers,
+                                              repos_dir=repos, instances=instance, memory_home=memory_home,
+                                              limit=limit)))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("replay")(replay_command)
