@@ -136,6 +136,62 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         raise ConfigError(f"{origin}: '{name}' must be {getattr(base, '__name__', base)} (got {value!r})") from None
 
 
+_MEMORY_SIZE = re.compile(r"^\d+(\.\d+)?[bkmg]?$", re.I)
+_URL = re.compile(r"^https?://[^\s/]+", re.I)
+
+
+def _at_least(low: float) -> Any:
+    def check(value: Any) -> str | None:
+        return None if value >= low else f"must be at least {low:g}"
+    return check
+
+
+def _between(low: float, high: float) -> Any:
+    def check(value: Any) -> str | None:
+        return None if low <= value <= high else f"must be between {low:g} and {high:g}"
+    return check
+
+
+def _matches(pattern: re.Pattern, what: str) -> Any:
+    def check(value: Any) -> str | None:
+        return None if value is None or pattern.match(value) else f"must be {what}"
+    return check
+
+
+def _embedding_name(value: str) -> str | None:
+    return None if value == "minilm-int8" or value.startswith("litellm:") else "must be minilm-int8 or litellm:<model>"
+
+
+# range and format of each value, checked when it is set (so a bad value never reaches a run)
+_CHECKS: dict[str, Any] = {
+    "temperature": _between(0, 2),
+    "model_retries": _between(0, 20),
+    "step_limit": _at_least(1),
+    "cost_limit": _at_least(0),
+    "time_limit": _at_least(1),
+    "command_timeout": _at_least(1),
+    "max_format_errors": _at_least(0),
+    "output_limit": _at_least(200),
+    "docker_memory": _matches(_MEMORY_SIZE, "a size such as 512m or 4g"),
+    "docker_cpus": _between(0.01, 1024),
+    "docker_pids": _at_least(16),
+    "memory_k": _between(1, 50),
+    "memory_token_budget": _at_least(0),
+    "repo_map_tokens": _at_least(64),
+    "api_base": _matches(_URL, "an http:// or https:// URL"),
+    "chroma_url": _matches(_URL, "an http:// or https:// URL"),
+    "embedding_model": _embedding_name,
+}
+
+
+def _check(name: str, value: Any, origin: str) -> Any:
+    check = _CHECKS.get(name)
+    problem = check(value) if check is not None else None
+    if problem:
+        raise ConfigError(f"{origin}: '{name}' {problem} (got {value!r})")
+    return value
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -161,7 +217,7 @@ def _apply(settings: Settings, values: dict[str, Any], origin: str) -> None:
             raise ConfigError(f"{origin}: '{key}' looks like a credential; API keys are read from the environment only")
         if name not in _FIELDS:
             raise ConfigError(f"{origin}: unknown setting '{key}' (see 'expagent config show')")
-        setattr(settings, name, _coerce(name, value, origin))
+        setattr(settings, name, _check(name, _coerce(name, value, origin), origin))
         settings.sources[name] = origin
 
 
