@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 from expagent.errors import ModelError
 from expagent.models.base import Model, ModelReply, reply_from_response
@@ -20,9 +21,39 @@ def import_litellm():
     return litellm
 
 
-def _transient_errors(litellm) -> tuple[type[BaseException], ...]:
-    names = ("RateLimitError", "APIConnectionError", "Timeout", "InternalServerError", "ServiceUnavailableError")
+def _error_types(litellm, *names: str) -> tuple[type[BaseException], ...]:
     return tuple(getattr(litellm, n) for n in names if hasattr(litellm, n))
+
+
+# a failure that can succeed when asked again; a refused connection, bad credentials or an unknown model cannot
+_RETRYABLE = ("RateLimitError", "Timeout", "InternalServerError", "ServiceUnavailableError", "APIConnectionError")
+_PERMANENT_CONNECTION = ("connection refused", "name or service not known", "nodename nor servname",
+                         "no route to host", "missing credentials", "api_key client option must be set")
+
+
+def is_retryable(litellm, exc: BaseException) -> bool:
+    if isinstance(exc, _error_types(litellm, "AuthenticationError", "NotFoundError", "BadRequestError",
+                                    "PermissionDeniedError")):
+        return False
+    if not isinstance(exc, _error_types(litellm, *_RETRYABLE)):
+        return False
+    if isinstance(exc, _error_types(litellm, "APIConnectionError")) and not isinstance(
+            exc, _error_types(litellm, "Timeout")):
+        text = str(exc).lower()
+        return not any(marker in text for marker in _PERMANENT_CONNECTION)
+    return True
+
+
+def _explain(litellm, name: str, exc: BaseException) -> str:
+    """One line that says what failed and what to set."""
+    text = _one_line(exc)
+    if isinstance(exc, _error_types(litellm, "AuthenticationError")) or "missing credentials" in text.lower():
+        return f"the provider refused the credentials for {name}: check its API key in the environment ({text})"
+    if isinstance(exc, _error_types(litellm, "NotFoundError")):
+        return f"model {name} was not found by the provider: check --model ({text})"
+    if "connection refused" in text.lower():
+        return f"the model endpoint refused the connection: start the server or correct --api-base ({text})"
+    return f"model call failed: {text}"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -42,6 +73,8 @@ class LitellmModel(Model):
         timeout: float = 600.0,
         retry_wait: float = 1.0,
         display_name: str | None = None,
+        notice: Callable[[str], None] | None = None,
+        preflight: bool = True,
     ):
         self.route = name  # what litellm is asked for
         self.name = display_name or name  # what trajectories and reports show
@@ -50,6 +83,11 @@ class LitellmModel(Model):
         self.retries = retries
         self.timeout = timeout
         self.retry_wait = retry_wait
+        self.notice = notice or (lambda message: print(message, file=sys.stderr))
+        if preflight:  # seconds, before the slow import: a missing key or a dead endpoint fails now
+            from expagent.models.endpoint import preflight as check_endpoint
+
+            check_endpoint(name, api_base)
         self._litellm = import_litellm()
         self._check_provider()
         if tool_mode == "native":
@@ -88,7 +126,7 @@ class LitellmModel(Model):
         return float(cost) if cost is not None else None
 
     def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> ModelReply:
-        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
         kwargs: dict[str, Any] = {
             "model": self.route,
@@ -98,23 +136,41 @@ class LitellmModel(Model):
         }
         if self.api_base:
             kwargs["api_base"] = self.api_base
+            from expagent.models.endpoint import PROVIDER_KEYS, provider_of
+
+            provider = provider_of(self.route)
+            if provider in PROVIDER_KEYS and not any(os.environ.get(k) for k in PROVIDER_KEYS[provider]):
+                # a self-hosted OpenAI-compatible server often needs no key, but the client insists on one
+                kwargs["api_key"] = "no-key"
         if tools and self.supports_tools:
             kwargs["tools"] = tools
+        # expagent decides what is retried: neither litellm nor the provider's client retries on its own
+        kwargs["num_retries"] = 0
+        kwargs["max_retries"] = 0
+        litellm = self._litellm
+        attempts = self.retries + 1
+
+        def announce(state) -> None:
+            exc = state.outcome.exception()
+            self.notice(f"model call failed ({type(exc).__name__}: {_one_line(exc)[:120]}); retrying in "
+                        f"{state.next_action.sleep:.1f} s (attempt {state.attempt_number + 1} of {attempts})")
+
         started = time.monotonic()
         retrying = Retrying(
-            retry=retry_if_exception_type(_transient_errors(self._litellm)),
-            stop=stop_after_attempt(self.retries + 1),
+            retry=retry_if_exception(lambda exc: is_retryable(litellm, exc)),
+            stop=stop_after_attempt(attempts),
             wait=wait_exponential(multiplier=self.retry_wait, max=60) + wait_random(0, self.retry_wait),
+            before_sleep=announce,
             reraise=True,
         )
         try:
-            response = retrying(self._litellm.completion, **kwargs)
-        except _transient_errors(self._litellm) as exc:
-            raise ModelError(f"model call failed after {self.retries + 1} attempts: {_one_line(exc)}") from None
+            response = retrying(litellm.completion, **kwargs)
         except ModelError:
             raise
         except Exception as exc:
-            raise ModelError(f"model call failed: {_one_line(exc)}") from None
+            if is_retryable(litellm, exc) and attempts > 1:
+                raise ModelError(f"model call failed after {attempts} attempts: {_one_line(exc)}") from None
+            raise ModelError(_explain(litellm, self.name, exc)) from None
         reply = reply_from_response(response, self._cost(response))
         reply.latency = time.monotonic() - started
         return reply
