@@ -22,7 +22,9 @@ def show_trajectory(path: Path, full: bool = False) -> None:
     from rich.panel import Panel
     from rich.syntax import Syntax
     from rich.table import Table
+    from rich.text import Text
 
+    # everything recorded is data, never rich markup: "[bold]" or "X[gender][digit]" must print as written
     data = load_trajectory(resolve_trajectory_path(path))
     console = Console()
     limit = 0 if full else 1500
@@ -42,18 +44,19 @@ def show_trajectory(path: Path, full: bool = False) -> None:
                    f"recalled {data['memory'].get('recalled')}"),
         ("outcome", (data.get("outcome") or {}).get("verdict", "not verified")),
     ):
-        header.add_row(f"[bold]{key}[/]", str(value))
+        header.add_row(Text(key, style="bold"), Text(str(value)))
     console.print(Panel(header, title="trajectory"))
-    console.print(Panel(_short(data["issue"]["text"], limit), title="issue"))
+    console.print(Panel(Text(_short(data["issue"]["text"], limit)), title="issue"))
     for step in data["steps"]:
         reply = step["reply"]
         if reply.get("content", "").strip():
-            console.print(Panel(_short(reply["content"], limit), title=f"step {step['index'] + 1}: model",
+            console.print(Panel(Text(_short(reply["content"], limit)), title=f"step {step['index'] + 1}: model",
                                 border_style="blue"))
         for action in step["actions"]:
             args = json.dumps(action.get("arguments"), ensure_ascii=False)
-            console.print(f"[bold cyan]{action['tool']}[/] {_short(args, 300)}  [dim]exit {action.get('exit_code')}[/]")
-            console.print(Panel(_short(action.get("output", ""), limit), border_style="dim"))
+            console.print(Text.assemble((str(action["tool"]), "bold cyan"), " ", _short(args, 300),
+                                        (f"  exit {action.get('exit_code')}", "dim")))
+            console.print(Panel(Text(_short(action.get("output", ""), limit)), border_style="dim"))
     if data.get("patch"):
         console.print(Panel(Syntax(data["patch"], "diff", word_wrap=True), title="patch"))
 
