@@ -87,3 +87,49 @@ def test_report_single_run_and_missing_results(tmp_path):
     assert (run / "report" / "report.html").is_file()
     missing = cli("report", str(tmp_path / "nope"))
     assert missing.exit_code != 0
+
+
+def labelled_run(path, outcomes, memory_mode, *, model="openai/gpt-4o", demo=False, cost=0.1, steps=10):
+    make_run(path, outcomes, memory_mode, cost=cost)
+    rows = read_results(path)
+    (path / "results.jsonl").unlink()
+    for i, row in enumerate(rows):
+        row.steps = steps + i
+        append_result(path, row)
+    (path / "run.json").write_text(json.dumps({"model": "oracle" if demo else model, "memory_mode": memory_mode,
+                                               "offline_demo": demo, "started_at": "20261201-101500"}))
+    return path
+
+
+def test_report_labels_runs_and_shows_paired_deltas(tmp_path):
+    off = labelled_run(tmp_path / "off", [False, True, True, False], "off", steps=20, cost=0.3)
+    on = labelled_run(tmp_path / "on", [True, True, True, False], "on", steps=12, cost=0.2)
+    out = tmp_path / "cmp"
+    result = cli("report", str(off), str(on), "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    labels = {r["name"]: r["label"] for r in report["runs"]}
+    assert labels == {"off": "memory off · openai/gpt-4o · 2026-12-01", "on": "memory on · openai/gpt-4o · 2026-12-01"}
+    per_task = report["comparison"]["per_task"]
+    assert per_task["steps"]["mean_diff"] == -8 and per_task["steps"]["ci95"] == [-8.0, -8.0]
+    assert per_task["cost"]["mean_diff"] == pytest.approx(-0.1)
+    assert per_task["tokens"]["mean_diff"] == 0 and per_task["wall_time"]["pairs"] == 4
+    html = (out / "report.html").read_text()
+    for text in ("memory on · openai/gpt-4o · 2026-12-01", "steps per task", "-8", "cost per task (USD)",
+                 "95% interval"):
+        assert text in html, text
+    assert "['on']" not in html and ">True<" not in html and ">1.0<" not in html
+    # the terminal view: labels, readable values, the deltas table
+    shown = cli("report", str(off), str(on), "--out", str(out))
+    assert "memory on · openai/gpt-4o" in shown.output and "steps per task" in shown.output
+    assert "yes" in shown.output and "True" not in shown.output
+
+
+def test_offline_demo_is_labelled_and_unknown_costs_get_no_plot(tmp_path):
+    demo = labelled_run(tmp_path / "demo", [True, True], "on", demo=True, cost=None)
+    report = json.loads(cli("report", str(demo), "--json").stdout)
+    assert report["runs"][0]["label"] == "memory on · offline demo (oracle) · 2026-12-01"
+    assert report["plot_panels"] == ["cumulative resolved tasks", "cumulative agent steps"]
+    html = (demo / "report" / "report.html").read_text()
+    assert "offline demo: says nothing about an agent" in html and "unknown" in html
+    assert "OFFLINE DEMO" in cli("report", str(demo)).output

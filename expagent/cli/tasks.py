@@ -180,9 +180,8 @@ def report_command(
 ) -> None:
     """Resolve rate, steps, tokens, cost and time per task and in total; with two runs, a paired comparison."""
     from rich.console import Console
-    from rich.table import Table
 
-    from expagent.tasks.report import dumps, load_run, write_report
+    from expagent.tasks.report import dumps, load_run, print_report, write_report
 
     runs = [load_run(run)] + ([load_run(run_b)] if run_b else [])
     if out is None:
@@ -191,63 +190,7 @@ def report_command(
     if as_json:
         typer.echo(dumps(report))
         return
-    console = Console()
-    _print_task_tables(console, report)
-    table = Table(title="runs")
-    for column in ("run", "tasks", "resolved", "rate", "steps", "tokens", "cost", "time (s)"):
-        table.add_column(column)
-    for s in report["runs"]:
-        cost = "?" if s["cost"] is None else f"${s['cost']:.2f}"
-        if s["cost"] is not None and s["cost_unknown_tasks"]:
-            cost += f" (+{s['cost_unknown_tasks']} unknown)"
-        table.add_row(s["name"], str(s["tasks"]), str(s["resolved"]), f"{s['resolve_rate']:.1%}", str(s["steps"]),
-                      str(s["prompt_tokens"] + s["completion_tokens"]), cost, f"{s['wall_time']:.0f}")
-    console.print(table)
-    c = report.get("comparison")
-    if c:
-        console.print(
-            f"paired on {c['paired_tasks']} tasks: {c['b']} - {c['a']} = {c['resolve_rate_diff']:+.1%} "
-            f"(95% bootstrap CI {c['ci95'][0]:+.1%} .. {c['ci95'][1]:+.1%})"
-        )
-        console.print(f"gained: {', '.join(c['gained']) or 'none'}")
-        console.print(f"lost:   {', '.join(c['lost']) or 'none'}")
-    console.print(f"report: {report['files']['html']}")
-
-
-def _print_task_tables(console, report) -> None:
-    """Per-task numbers: one table per run, or side by side for a paired comparison."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    def mark(value):
-        return "-" if value is None else ("[green]yes[/]" if value else "[red]no[/]")
-
-    def money(value):
-        return "?" if value is None else f"{value:.3f}"
-
-    names = list(report["tasks"])
-    if len(names) == 2:
-        a, b = (report["tasks"][n] for n in names)
-        by_b = {row["instance_id"]: row for row in b}
-        table = Table(title=f"tasks: {names[0]} vs {names[1]}")
-        for column in ("task", f"resolved {names[0]}", f"resolved {names[1]}", "steps", "cost", "time (s)"):
-            table.add_column(column)
-        for row in a:
-            other = by_b.get(row["instance_id"], {})
-            table.add_row(row["instance_id"], mark(row["resolved"]), mark(other.get("resolved")),
-                          f"{row['steps']} / {other.get('steps', '-')}",
-                          f"{money(row['cost'])} / {money(other.get('cost'))}",
-                          f"{row['wall_time']:.0f} / {other.get('wall_time', 0):.0f}")
-        console.print(table)
-        return
-    for name in names:
-        table = Table(title=f"tasks: {name}")
-        for column in ("task", "resolved", "steps", "tokens", "cost", "time (s)", "reason"):
-            table.add_column(column, overflow="fold")
-        for row in report["tasks"][name]:
-            table.add_row(row["instance_id"], mark(row["resolved"]), str(row["steps"]), str(row["tokens"]),
-                          money(row["cost"]), f"{row['wall_time']:.0f}", escape(row["grade_reason"] or ""))
-        console.print(table)
+    print_report(Console(), report)
 
 
 def register(app: typer.Typer) -> None:
