@@ -14,6 +14,7 @@ For tasks with FAIL_TO_PASS / PASS_TO_PASS the grader's verdict is used (``verdi
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,39 @@ def _results(output: str) -> dict[str, str]:
         return {}
 
 
+_ERROR_LINE = re.compile(r"^(?:E\s+)?((?:[\w.]+Error|[\w.]+Exception|ImportError)\b:? .*)$", re.M)
+_COLLECT = re.compile(r"(\d+) errors? during collection|Interrupted: (\d+) errors?")
+# exit codes of a test command that ran no test at all: pytest's usage/internal/no-tests codes, shell's not found
+_NOTHING_RAN = {2, 3, 4, 5, 126, 127}
+SETUP_HINT = ("install the project and its test dependencies in the sandbox with the sandbox_setup setting "
+              "(e.g. sandbox_setup = [\"pip install -e .[test]\"]; see docs/agent.md), or set test_command")
+
+
+def why_no_test_ran(output: str, exit_code: int, results: dict[str, str]) -> str | None:
+    """Why a test run tested nothing (collection errors, a missing runner), from its output; None if it ran."""
+    if any(_passed(s) or s == "FAILED" for s in results.values()):
+        return None
+    collect = _COLLECT.search(output or "")
+    errors = [m.group(1).strip() for m in _ERROR_LINE.finditer(output or "")]
+    if not collect and exit_code not in _NOTHING_RAN and not (exit_code != 0 and not results and errors):
+        return None
+    if collect:
+        count = collect.group(1) or collect.group(2)
+        what = f"{count} error(s) while collecting tests"
+    elif exit_code in (126, 127):
+        what = f"the test command was not found (exit {exit_code})"
+    elif exit_code == 5:
+        what = "no tests were collected"
+    else:
+        what = f"the test command ran no test (exit {exit_code})"
+    distinct = list(dict.fromkeys(errors))
+    if distinct:
+        what += "; first: " + "; ".join(e[:160] for e in distinct[:2])
+    elif output and output.strip():
+        what += "; last line: " + output.strip().splitlines()[-1][:160]
+    return what
+
+
 def _passed(status: str) -> bool:
     return status in ("PASSED", "XFAIL", "XPASS", "SKIPPED")
 
@@ -92,6 +126,12 @@ def _passed(status: str) -> bool:
 def decide(before: dict[str, Any], after: dict[str, Any]) -> tuple[str, str, list[str], list[str]]:
     """(verdict, reason, fixed tests, broken tests) from two test runs."""
     b, a = before["results"], after["results"]
+    problem_before, problem_after = before.get("problem"), after.get("problem")
+    if problem_before and problem_after:
+        return ("unknown", f"the tests could not run before or after the patch ({problem_after}); what to do: "
+                f"{SETUP_HINT}", [], [])
+    if problem_after and not problem_before:
+        return "unresolved", f"the tests ran before the patch but not after it ({problem_after})", [], []
     if a:
         fixed = sorted(t for t, s in a.items() if _passed(s) and not _passed(b.get(t, "MISSING")))
         broken = sorted(t for t, s in a.items() if not _passed(s) and _passed(b.get(t, "FAILED")))
@@ -119,8 +159,9 @@ class Verifier:
 
     def _run_tests(self, sandbox, command: str) -> dict[str, Any]:
         result = sandbox.run(command, timeout=self.timeout)
-        return {"exit_code": result.exit_code, "timed_out": result.timed_out, "results": _results(result.output),
-                "tail": result.output[-2000:]}
+        results = _results(result.output)
+        return {"exit_code": result.exit_code, "timed_out": result.timed_out, "results": results,
+                "tail": result.output[-2000:], "problem": why_no_test_ran(result.output, result.exit_code, results)}
 
     def after_run(self, sandbox, run_result) -> dict[str, Any]:
         patch = run_result.patch
