@@ -79,7 +79,8 @@ def make_sandbox(
     if concrete == "docker":
         from expagent.sandbox.docker import DockerSandbox
 
-        return DockerSandbox(repo_path=repo_path, settings=settings, base_commit=base_commit, image=image, setup=setup)
+        return DockerSandbox(repo_path=repo_path, settings=settings, base_commit=base_commit, image=image, setup=setup,
+                             notice=notice)
     from expagent.sandbox.local import LocalSandbox
 
     return LocalSandbox(repo_path, base_commit=base_commit, setup=setup, warn=notice, ro_paths=ro_paths,

@@ -18,13 +18,14 @@ import io
 import posixpath
 import shlex
 import signal
+import sys
 import tarfile
 import threading
 import time
 import uuid
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from expagent.config import Settings
 from expagent.errors import SandboxError, SandboxUnavailable
@@ -117,7 +118,9 @@ class DockerSandbox(Sandbox):
         image: str | None = None,
         setup: list[str] | None = None,
         network: bool | None = None,
+        notice: Callable[[str], None] | None = None,
     ):
+        self.notice = notice or (lambda message: print(message, file=sys.stderr))
         self.repo_path = Path(repo_path).expanduser().resolve()
         self.settings = settings
         self.base_commit = resolve_commit(self.repo_path, base_commit)
@@ -145,8 +148,10 @@ class DockerSandbox(Sandbox):
         try:
             self._client = connect()
             parent = self._resolve_image()
+            built_at = self.base_commit
             if self.setup:
-                self.image = ensure_setup_image(self._client, parent, self.repo_path, self.base_commit, self.setup)
+                self.image, built_at = ensure_setup_image(self._client, parent, self.repo_path, self.base_commit,
+                                                          self.setup, self.notice)
             else:
                 self.image = parent
             self.container = self._create_container(self.image)
@@ -154,6 +159,8 @@ class DockerSandbox(Sandbox):
             if export is not None:
                 if not self.container.put_archive(WORK_ROOT, export.result()):
                     raise SandboxError("copying the repository into the container failed")
+            elif built_at != self.base_commit:
+                self._move_checkout(self.base_commit)
         except BaseException:
             # a half-started sandbox (Ctrl-C included) must not leave its container behind
             self.close()
@@ -161,6 +168,21 @@ class DockerSandbox(Sandbox):
         finally:
             if export is not None:
                 export.discard()
+
+    def _move_checkout(self, commit: str) -> None:
+        """Bring the set-up checkout (built at another commit with the same dependency files) to ``commit``:
+        tracked files follow git, the set-up's own artefacts (untracked, excluded) stay."""
+        incoming = f"{WORK_ROOT}/.incoming"
+        export = BackgroundExport(self.repo_path, commit, incoming.rsplit("/", 1)[1])
+        try:
+            if not self.container.put_archive(WORK_ROOT, export.result()):
+                raise SandboxError("copying the repository into the container failed")
+        finally:
+            export.discard()
+        result = self.run(f"git -c protocol.version=2 fetch --quiet --depth 1 file://{incoming} {commit} && "
+                          f"git checkout --quiet --force --detach {commit} && rm -rf {incoming}", timeout=300)
+        if result.exit_code != 0:
+            raise SandboxError(f"cannot move the set-up checkout to {commit[:12]}: {result.output.strip()[-300:]}")
 
     def _resolve_image(self) -> str:
         if self.requested_image:
@@ -449,23 +471,49 @@ class _Watchdog:
             timer.cancel()
 
 
-def ensure_setup_image(client: Any, parent: str, repo: Path, base_commit: str, setup: list[str]) -> str:
-    """The parent image with the repo copied in and ``setup`` run (network on), cached by hash."""
+SETUP_TAIL_LINES = 15
+
+
+def setup_log_path(tag: str) -> Path:
+    from expagent import paths
+
+    return paths.cache_dir() / "setup-logs" / f"{tag.replace(':', '-').replace('/', '_')}.log"
+
+
+def ensure_setup_image(client: Any, parent: str, repo: Path, base_commit: str, setup: list[str],
+                       notice: Callable[[str], None]) -> tuple[str, str]:
+    """(tag, commit it was built at) of the parent image with the repo copied in and ``setup`` run (network
+    on). Cached by the set-up commands and the dependency files, so a new commit that changes no dependency
+    file reuses the image (its checkout is then moved to the new commit)."""
     from expagent import config
+    from expagent.fsutil import atomic_write_text
 
     parent_id = client.images.get(parent).id
-    tag = images.setup_image_tag(parent_id, base_commit, setup)
+    tag = images.setup_image_tag(parent_id, setup, images.dependency_blobs(repo, base_commit))
     if images.image_exists(client, tag):
-        return tag
+        labels = client.images.get(tag).labels or {}
+        return tag, labels.get("expagent.base_commit") or base_commit
+    notice(f"building the set-up image for {repo.name} ({len(setup)} command(s), once: cached by the set-up "
+           f"commands and dependency files as {tag})")
     settings = config.replace(config.Settings(), docker_memory="", docker_cpus=0.0, docker_pids=4096)
-    builder = DockerSandbox(repo, settings, base_commit=base_commit, image=parent, network=True)
+    builder = DockerSandbox(repo, settings, base_commit=base_commit, image=parent, network=True, notice=notice)
+    log: list[str] = []
+    started = time.monotonic()
     with builder:
-        for command in setup:
+        for index, command in enumerate(setup, 1):
+            notice(f"  set-up [{index}/{len(setup)}]: {command}")
             result = builder.run(command, timeout=3600)
+            log.append(f"$ {command}\n{result.output}\n[exit {result.exit_code}]\n")
             if result.exit_code != 0:
-                raise SandboxError(
-                    f"setup command failed (exit {result.exit_code}): {command!r}: {result.output.strip()[-200:]}"
-                )
+                log_path = setup_log_path(tag)
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(log_path, "".join(log))
+                tail = result.output.rstrip().splitlines()[-SETUP_TAIL_LINES:]
+                notice(f"  set-up command failed (exit {result.exit_code}); its last {len(tail)} line(s):")
+                for line in tail:
+                    notice(f"    {line}")
+                raise SandboxError(f"setup command failed (exit {result.exit_code}): {command!r} (last lines above; "
+                                   f"full log: {log_path})")
         # files the set-up produced (build artefacts, egg-info) are not part of any repair
         builder.run(
             f"git ls-files --others --exclude-standard --directory >> .git/info/exclude; rm -f {PIDFILE_PREFIX}*",
@@ -477,7 +525,8 @@ def ensure_setup_image(client: Any, parent: str, repo: Path, base_commit: str, s
             tag=version,
             conf={"Labels": {images.LABEL: "setup", "expagent.base_commit": base_commit}},
         )
-    return tag
+    notice(f"  set-up image ready in {time.monotonic() - started:.0f} s")
+    return tag, base_commit
 
 
 @atexit.register

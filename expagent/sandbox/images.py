@@ -89,9 +89,36 @@ def default_image_candidates() -> list[str]:
     return [agent_image_tag(PUBLIC_BASE), agent_image_tag(offline_base_tag())]
 
 
-def setup_image_tag(parent_image_id: str, base_commit: str, setup: Iterable[str]) -> str:
-    """Tag of a repo-specific image: the parent image with the repo at ``base_commit`` set up."""
-    return f"{SETUP_REPO}:{content_hash(parent_image_id, base_commit, *setup)}"
+#: files whose content decides what a set-up installs; a commit that changes none of them reuses the image
+DEPENDENCY_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "tox.ini", "Pipfile", "Pipfile.lock", "poetry.lock",
+                    "uv.lock", "package.json", "package-lock.json", "yarn.lock", "pnpm-lock.yaml", "Cargo.toml",
+                    "Cargo.lock", "go.mod", "go.sum", "Gemfile", "Gemfile.lock", "environment.yml")
+DEPENDENCY_PATTERNS = ("requirements", "constraints")  # requirements*.txt, requirements/*.txt, constraints*.txt
+
+
+def dependency_blobs(repo: Path, commit: str) -> list[str]:
+    """``path blob-id`` of every dependency file at ``commit`` (top level and requirements/), sorted."""
+    proc = subprocess.run(["git", "-C", str(repo), "ls-tree", "-r", "--full-tree", commit],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SandboxError(f"cannot list the files of {commit[:12]} in {repo}: {proc.stderr.strip()[-200:]}")
+    found = []
+    for line in proc.stdout.splitlines():
+        meta, _, path = line.partition("\t")
+        parts = path.split("/")
+        name = parts[-1]
+        top = len(parts) == 1
+        in_req_dir = len(parts) == 2 and parts[0].startswith(DEPENDENCY_PATTERNS)
+        if (top and (name in DEPENDENCY_FILES or (name.startswith(DEPENDENCY_PATTERNS) and name.endswith(".txt")))) \
+                or (in_req_dir and name.endswith((".txt", ".in"))):
+            found.append(f"{path} {meta.split()[-1]}")
+    return sorted(found)
+
+
+def setup_image_tag(parent_image_id: str, setup: Iterable[str], dependencies: Iterable[str]) -> str:
+    """Tag of a set-up image: the parent image with a repository set up by ``setup``, keyed by the set-up
+    commands and the dependency files' contents, not by the commit (see ``DEPENDENCY_FILES``)."""
+    return f"{SETUP_REPO}:{content_hash(parent_image_id, *setup, '--dependencies--', *dependencies)}"
 
 
 def image_exists(client: Any, tag: str) -> bool:
