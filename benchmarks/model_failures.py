@@ -1,7 +1,7 @@
 """How fast a misconfigured model fails (issue 16 item 3): `expagent fix` wall time until its one-line error.
 
 Cases: an --api-base where nothing listens (a closed loopback port), a hosted model with no key, Ollama with
-no server (its default port, closed here), and an unknown model (this one needs litellm, so it pays its import).
+no server (its default port, closed here), and a bare model name litellm cannot route.
 Goal: each known-cause failure under 5 s with one line that says what to set.
 
 Run: python benchmarks/model_failures.py   -> benchmarks/results/model_failures.{json,md}
@@ -63,7 +63,7 @@ def main() -> None:
             "api-base, nothing listening": ["--model", "openai/x", "--api-base", f"http://127.0.0.1:{port}/v1"],
             "hosted model, no key": ["--model", "openai/gpt-4o"],
             "ollama, no server": ["--model", "ollama/qwen2.5-coder", "--api-base", f"http://localhost:{port}"],
-            "unknown model (needs litellm)": ["--model", "no-such-provider-model"],
+            "unknown bare model name": ["--model", "no-such-provider-model"],
         }
         results = {name: run_case(repo, args, Path(tmp) / "home", runs) for name, args in cases.items()}
     data = {"runs_per_case": runs, "load_average": os.getloadavg(), "goal_s": 5.0, "cases": results}
