@@ -120,3 +120,106 @@ def test_fix_and_replay_share_one_lifecycle_on_each_backend(buggy_repo, tmp_path
     last = replayed.stderr.rstrip().splitlines()[-1]
     assert last.startswith("resolved 2/2") and str(out / "report" / "report.html") in last
     assert json.loads(replayed.stdout)["summary"]["resolved"] == 2
+
+
+# -- the pieces, fast ----------------------------------------------------------------------------------------------
+def test_context_and_tools_read_the_sandbox_checkout_not_the_users_tree(buggy_repo, tmp_path, sandbox_kind):
+    """The view the context is built from holds the committed state plus the agent's edits, nothing else."""
+    from expagent.config import Settings
+    from expagent.experience.context import prepare_context
+    from expagent.sandbox.config import resolve_sandbox
+    from expagent.sandbox.view import CheckoutView
+
+    _plant_private_files(buggy_repo)
+    settings = Settings(memory="off", sandbox=sandbox_kind)
+    with resolve_sandbox(sandbox_kind, settings).open(buggy_repo) as sb, CheckoutView(sb) as view:
+        context = prepare_context(ISSUE, view, settings, repo_name="t/calc")
+        assert "calc.py" in context.repo_map and PRIVATE not in context.repo_map and IGNORED not in context.repo_map
+        assert sorted(p.name for p in view.path().iterdir() if p.name != ".git") == ["calc.py", "test_calc.py"]
+        # the agent's edits (and new files) are what the tools see next
+        sb.write_file("calc.py", "def add(a, b):\n    return a + b\n\n\ndef agent_made_this():\n    pass\n")
+        tools = {t(sb).name: t(sb) for t in context.tools}
+        shown = tools["repo_map"].run(sb, {"focus": "agent_made_this"}).output
+        assert "agent_made_this" in shown and PRIVATE not in shown
+        assert "return a + b" in (view.path() / "calc.py").read_text()
+        assert not (view.path() / "private_wip.py").exists()
+
+
+def test_sandbox_resolution_is_one_way(monkeypatch, tmp_path, buggy_repo):
+    from expagent.config import Settings
+    from expagent.errors import SandboxUnavailable
+    from expagent.sandbox.config import DockerSandboxConfig, LocalSandboxConfig, resolve_sandbox
+    from expagent.tasks.docker_envs import DockerEnv
+    from expagent.tasks.envs import Env
+    from expagent.tasks.suite import EnvRecipe
+
+    assert isinstance(resolve_sandbox("local"), LocalSandboxConfig)
+    assert isinstance(resolve_sandbox("docker"), DockerSandboxConfig)
+    with pytest.raises(SandboxUnavailable, match="unknown sandbox backend 'vm'"):
+        resolve_sandbox("vm")
+    # auto without a daemon: the local backend, saying why, once
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no.sock")
+    notices = []
+    chosen = resolve_sandbox("auto", Settings(), notices.append)
+    assert chosen.kind == "local" and chosen.auto and "no Docker daemon answered" in chosen.why
+    assert len(notices) == 1 and "using the local sandbox" in notices[0]
+    # an environment of the other backend is refused, never silently dropped
+    recipe = EnvRecipe(python="3.11")
+    docker_env = DockerEnv("expagent-env:x", "x", recipe, "3.11.2", 0.0, True)
+    with pytest.raises(SandboxUnavailable, match="cannot run DockerEnv"):
+        LocalSandboxConfig().open(buggy_repo, None, docker_env)
+    with pytest.raises(SandboxUnavailable, match="cannot run Env"):
+        DockerSandboxConfig(settings=Settings()).open(buggy_repo, None, Env(tmp_path, "k", recipe, "3.11", 0.0, True))
+    # a local environment goes in front of every command, read-only
+    env_dir = tmp_path / "env"
+    (env_dir / "venv" / "bin").mkdir(parents=True)
+    (env_dir / "venv" / "bin" / "hello-from-env").write_text("#!/bin/sh\necho env-tool-ran\n")
+    (env_dir / "venv" / "bin" / "hello-from-env").chmod(0o755)
+    with LocalSandboxConfig().open(buggy_repo, None, Env(env_dir, "k", recipe, "3.11", 0.0, True)) as sb:
+        assert sb.run("hello-from-env").output.strip() == "env-tool-ran"
+        assert sb.run("echo $PYTHONPATH").output.startswith(f"{sb.workdir}/src:{sb.workdir}")
+
+
+def test_verdict_and_trajectory_views_are_typed_round_trips(tmp_path):
+    from expagent.session import TrajectoryView, Verdict
+    from expagent.trajectory import TrajectoryWriter
+
+    verdict = Verdict("resolved", "tests", "1 test(s) pass only with the patch", {"fixed": ["t::a"], "broken": []})
+    assert Verdict.from_dict(verdict.to_dict()) == verdict and verdict.resolved
+    assert Verdict.from_dict(None) is None
+    writer = TrajectoryWriter(tmp_path / "t.json", {
+        "run_id": "r1", "issue": {"text": "bug", "source": "argument"},
+        "repo": {"path": "/r", "base_commit": "abc", "name": "o/r"}, "sandbox": "docker", "protocol": "native",
+        "model": {"name": "scripted:x"}})
+    writer.add_step({"index": 0, "actions": [{"tool": "bash"}, {"tool": "submit"}]})
+    writer.update(outcome=verdict.to_dict(), totals={"steps": 1, "prompt_tokens": 5, "completion_tokens": 2},
+                  exit_status="submitted")
+    writer.save()
+    view = TrajectoryView.load(tmp_path / "t.json")
+    assert (view.run_id, view.sandbox, view.repo_name, view.base_commit) == ("r1", "docker", "o/r", "abc")
+    assert view.outcome == verdict and view.tokens == 7 and view.actions == ("bash", "submit") and view.cost is None
+
+
+def test_model_names_are_read_in_one_place(tmp_path):
+    from expagent.config import Settings
+    from expagent.errors import ModelError
+    from expagent.experience.remember import make_distiller
+    from expagent.models import make_model
+    from expagent.models.factory import is_offline
+
+    assert all(is_offline(n) for n in ("oracle", "scripted:x", "replay:t", "litellm+scripted:x"))
+    assert not is_offline("openai/gpt-4o") and not is_offline("ollama/oracle")
+    assert make_distiller(Settings(model="oracle")) is None  # canned replies never distill
+    with pytest.raises(ModelError, match="only runs suite tasks"):
+        make_model(Settings(model="oracle"))
+    folder = tmp_path / "scripts"
+    folder.mkdir()
+    write_script(folder / "t-1.json", [{"content": "hi", "tool_calls": [{"name": "submit"}]}])
+
+    class Task:
+        instance_id, patch = "t-1", ""
+
+    assert make_model(Settings(model=f"scripted:{folder}"), Task()).name == f"scripted:{folder / 't-1.json'}"
+    Task.instance_id = "t-2"
+    with pytest.raises(ModelError, match="no script for t-2"):
+        make_model(Settings(model=f"scripted:{folder}"), Task())
