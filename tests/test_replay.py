@@ -153,3 +153,54 @@ def test_parallel_streams_and_the_labelled_offline_demo(tmp_path):
     with MemoryStore.open(home=run) as store:
         assert len(store.list(kind="episode")) == 6
         assert {e.repo for e in store.list(kind="episode")} == {"demo/calc", "demo/calc2"}
+
+
+@pytest.mark.slow
+def test_console_interrupt_resume_backend_and_one_final_line(tmp_path, monkeypatch):
+    """Ctrl-C during a task: it says so and how to resume; the backend is named; a notice true of the whole
+    replay (no distillation model) is said once; a finished replay ends with one line: resolved x/y, the report."""
+    from typer.testing import CliRunner
+
+    import expagent.models
+    from expagent.cli import _register, app
+    from expagent.models.scripted import SourceModel
+
+    suite = make_demo_suite(tmp_path / "demo")
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    for line in (suite / "tasks.jsonl").read_text().splitlines():
+        task = json.loads(line)
+        (scripts / f"{task['instance_id']}.json").write_text(json.dumps({"replies": [
+            {"content": "Apply.", "tool_calls": [{"name": "bash", "arguments": {
+                "command": f"git apply <<'PATCH'\n{task['patch']}PATCH"}}]},
+            {"content": "Done.", "tool_calls": [{"name": "submit", "arguments": {}}]}]}))
+    real = expagent.models.make_model
+
+    class CtrlC(SourceModel):
+        def query(self, messages, tools=None):
+            raise KeyboardInterrupt
+
+    def make_model(settings, task=None):
+        model = real(settings, task)
+        if task is not None and task.instance_id == "demo__calc-3":
+            model.__class__ = CtrlC  # the user presses Ctrl-C while the third task's model is thinking
+        return model
+
+    monkeypatch.setattr(expagent.models, "make_model", make_model)
+    _register()
+    out = tmp_path / "run"
+    args = ["replay", str(suite), "--model", f"scripted:{scripts}", "--sandbox", "local", "--out", str(out)]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 130, first.output
+    assert "interrupted: 2/3 tasks finished" in first.stderr
+    assert f"--resume --out {out}" in first.stderr and "Traceback" not in first.stderr
+    assert "local sandbox (local sandbox requested)" in first.stderr
+    assert first.stderr.count("no distillation model") == 1  # two tasks remembered, one notice
+    assert [r["instance_id"] for r in _rows(out)] == ["demo__calc-1", "demo__calc-2"]
+
+    monkeypatch.setattr(expagent.models, "make_model", real)
+    resumed = CliRunner().invoke(app, [*args, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert [r["instance_id"] for r in _rows(out)] == ["demo__calc-1", "demo__calc-2", "demo__calc-3"]
+    assert resumed.stderr.rstrip().splitlines()[-1] == \
+        f"resolved 3/3 (local sandbox); report: {out / 'report' / 'report.html'}"
