@@ -180,6 +180,20 @@ def test_sandbox_resolution_is_one_way(monkeypatch, tmp_path, buggy_repo):
         assert sb.run("echo $PYTHONPATH").output.startswith(f"{sb.workdir}/src:{sb.workdir}")
 
 
+@pytest.mark.docker
+def test_auto_prefers_docker_when_the_daemon_and_image_are_there():
+    from conftest import docker_daemon_available
+    from expagent.config import Settings
+    from expagent.sandbox.config import resolve_sandbox
+
+    if not docker_daemon_available():
+        pytest.skip("no Docker daemon on this machine")
+    notices = []
+    chosen = resolve_sandbox("auto", Settings(), notices.append)
+    assert chosen.kind == "docker" and chosen.auto and chosen.why == "auto: the first available of docker, local"
+    assert notices == []
+
+
 def test_verdict_and_trajectory_views_are_typed_round_trips(tmp_path):
     from expagent.session import TrajectoryView, Verdict
     from expagent.trajectory import TrajectoryWriter

@@ -12,13 +12,16 @@ from typing import Any, Callable
 
 
 def run_repo_map(repo: str | Path, issue: str, tokens: int,
-                 notice: Callable[[str], None] | None = None) -> str:
-    """The repo map for the start of a run, ranked towards the issue; "" (with a notice) if it cannot be built."""
+                 notice: Callable[[str], None] | None = None, *, index: Any = None) -> str:
+    """The repo map for the start of a run, ranked towards the issue; "" (with a notice) if it cannot be built.
+
+    ``index``: the ``SymbolIndex`` of ``repo`` when the caller has built it (e.g. without the on-disk cache, for
+    a throw-away sandbox checkout whose cache entry would never be read again)."""
     from expagent.codeintel.index import SymbolIndex
     from expagent.codeintel.repomap import build_repo_map
 
     try:
-        index = SymbolIndex.build(repo)
+        index = index or SymbolIndex.build(repo)
         text = build_repo_map(index.root, focus_text=issue, token_budget=tokens, index=index)
     except Exception as exc:  # a map is a help, never a reason to fail a run
         if notice:

@@ -117,13 +117,17 @@ def prepare_context(issue: str, checkout: "Path | Callable[[], Path]", settings,
     current = checkout if callable(checkout) else (lambda: Path(checkout))
     repo_name = repo_name or repo_name_of(current())
     context = RunContext(repo_name=repo_name)
+    remember = store is not None and settings.memory != "off"
+    wants_map = repo_map is None and build_map and settings.repo_map
+    # one index for the map and the issue keys; no on-disk cache: a sandbox's checkout is thrown away after
+    index = _index(current()) if build_map and (wants_map or remember) else None
     if repo_map is not None:
         context.repo_map = repo_map
-    elif build_map and settings.repo_map:
-        context.repo_map = run_repo_map(current(), issue, settings.repo_map_tokens, notice)
+    elif wants_map:
+        context.repo_map = run_repo_map(current(), issue, settings.repo_map_tokens, notice, index=index)
     context.tools = list(tool_factories(current))
-    if store is not None and settings.memory != "off":
-        keys = _issue_keys(issue, current()) if build_map else None
+    if remember:
+        keys = _issue_keys(issue, index) if index is not None else None
         context.hits = retrieve_for(store, issue, settings, repo_name=repo_name, instance_id=instance_id,
                                     before=before, keys=keys)
         context.experience = experience_from_hits(context.hits)
@@ -138,11 +142,20 @@ def prepare_context(issue: str, checkout: "Path | Callable[[], Path]", settings,
     return context
 
 
-def _issue_keys(issue: str, repo: Path) -> dict | None:
-    """Files and symbols the issue likely touches, resolved against the repository (a retrieval key)."""
+def _index(checkout: Path):
+    try:
+        from expagent.codeintel.index import SymbolIndex
+
+        return SymbolIndex.build(checkout, use_cache=False)
+    except Exception:  # the map and the keys are helps; run_repo_map says why it has none
+        return None
+
+
+def _issue_keys(issue: str, index) -> dict | None:
+    """Files and symbols the issue likely touches, resolved against the checkout's index (a retrieval key)."""
     try:
         from expagent.codeintel.issuekeys import likely_keys_from_issue
 
-        return likely_keys_from_issue(issue, repo)
+        return likely_keys_from_issue(issue, index)
     except Exception:  # keys only sharpen retrieval; without them it still works on the text
         return None

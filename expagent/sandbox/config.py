@@ -178,7 +178,7 @@ def resolve_sandbox(kind: str | None, settings=None, notice: Notice | None = Non
     for name, backend in BACKENDS.items():
         reason = backend.unavailable(settings)
         if reason is None:
-            why = f"auto: {name}" + (f" ({'; '.join(skipped)})" if skipped else "")
+            why = f"auto: {'; '.join(skipped)}" if skipped else f"auto: the first available of {', '.join(BACKENDS)}"
             if skipped:
                 notice(f"notice: {'; '.join(skipped)}; using the {name} sandbox")
             return backend.from_settings(settings, notice, why=why, auto=True)
