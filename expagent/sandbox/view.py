@@ -42,7 +42,8 @@ class CheckoutView:
         root = Path(tempfile.mkdtemp(prefix="expagent-view-"))
         repo = root / "repo"
         try:
-            _git(None, "clone", "--quiet", "--no-checkout", str(self.sandbox.repo_path), str(repo))
+            # --shared: the objects stay in the source repository (read-only here); a large repository costs no copy
+            _git(None, "clone", "--quiet", "--shared", "--no-checkout", str(self.sandbox.repo_path), str(repo))
             _git(repo, "checkout", "--quiet", "--detach", self.sandbox.base_commit)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
