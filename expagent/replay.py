@@ -26,10 +26,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+from rich.markup import escape
 
 from expagent.errors import ExpagentError
 from expagent.fsutil import atomic_write_json
+from expagent.models.oracle import ORACLE
+
+if TYPE_CHECKING:
+    from expagent.tasks.results import ResultRow
 
 
 @dataclass
@@ -55,62 +61,21 @@ def task_streams(tasks: list) -> "OrderedDict[str, list]":
     return streams
 
 
-ORACLE = "oracle"
-
-
-def oracle_model(task):
-    """The offline demo's stand-in for an LLM: it applies the task's reference fix, then submits.
-
-    It measures the harness (sandbox, grader, memory), never an agent; runs that use it are labelled.
-    """
-    from expagent.models.scripted import ReplySource, SourceModel, _response_dict
-
-    if not task.patch:
-        raise ExpagentError(f"the oracle needs the reference patch of {task.instance_id}, which the suite lacks")
-    replies = [
-        {"content": "Offline demo: applying the reference fix.", "tool_calls": [
-            {"name": "bash", "arguments": {"command": f"git apply <<'EXPAGENT_PATCH'\n{task.patch}EXPAGENT_PATCH"}}]},
-        {"content": "Submitting.", "tool_calls": [{"name": "submit", "arguments": {}}]},
-    ]
-    responses = [_response_dict(r, i, "oracle") for i, r in enumerate(replies)]
-    return SourceModel(ORACLE, ReplySource(responses, f"oracle for {task.instance_id}", native_tools=True))
-
-
-def _model_for(settings, task):
-    """The model for one task. ``scripted:DIR`` means one script per task: DIR/<instance_id>.{yaml,yml,json};
-    ``oracle`` is the labelled offline demo."""
-    from expagent.models import make_model
-
-    name = settings.model or ""
-    if name == ORACLE:
-        return oracle_model(task)
-    if name.startswith("scripted:") and Path(name.split(":", 1)[1]).is_dir():
-        folder = Path(name.split(":", 1)[1])
-        for suffix in (".yaml", ".yml", ".json"):
-            script = folder / f"{task.instance_id}{suffix}"
-            if script.is_file():
-                from expagent.config import replace
-
-                return make_model(replace(settings, model=f"scripted:{script}"))
-        raise ExpagentError(f"no script for {task.instance_id} in {folder} (expected {task.instance_id}.yaml)")
-    return make_model(settings)
-
-
 class Replay:
     def __init__(self, options: ReplayOptions, console):
         from expagent import paths
         from expagent.config import load_settings, replace
+        from expagent.experience import make_distiller
+        from expagent.sandbox.config import resolve_sandbox
         from expagent.tasks.suite import load_suite
 
         self.options = options
         self.console = console
         self.suite = load_suite(options.suite)
-        settings = load_settings(None, options.flags)
-        if settings.sandbox == "docker":
-            raise ExpagentError("replay runs agents in the local sandbox for now (task environments are host "
-                                "virtualenvs); use --sandbox local or auto")
-        # the agent must see the task's environment: a host virtualenv, so the local backend
-        self.settings = replace(settings, sandbox="local")
+        self.settings = load_settings(None, options.flags)
+        self.say = OnceNotices(lambda message: console.print(escape(message)))
+        # one backend for the agent and the grader (each task runs in its own environment on it)
+        self.sandbox = resolve_sandbox(self.settings.sandbox, self.settings, self.say)
         if not self.settings.model:
             # no model anywhere: the whole loop still runs, offline and clearly labelled as such
             self.settings = replace(self.settings, model=ORACLE)
@@ -129,8 +94,6 @@ class Replay:
         self.memory_home = options.memory_home or self.out
         self.lock = threading.Lock()
         self.done = self._finished_ids()
-        from expagent.experience import make_distiller
-
         # one distiller for the whole replay (a scripted one hands out its replies in task order)
         self.distiller = make_distiller(self.settings) if self.settings.memory != "off" else None
 
@@ -150,7 +113,7 @@ class Replay:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "run.json", {
             "suite": str(self.suite.root), "suite_name": self.suite.name, "model": self.settings.model,
-            "memory_mode": self.settings.memory, "started_at": stamp,
+            "memory_mode": self.settings.memory, "started_at": stamp, "sandbox": self.sandbox.kind,
             "offline_demo": self.settings.model == ORACLE, "settings": self.settings.public_dict(),
             "tasks": [t.instance_id for stream in self.streams.values() for t in stream],
         })
@@ -164,12 +127,14 @@ class Replay:
 
     # -- running ----------------------------------------------------------
     def run(self) -> Path:
+        """Run every unfinished task, stream by stream; Ctrl-C stops after the task(s) running (``Interrupted``)."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from expagent import experience
+        from expagent.experience import open_memory
 
         total = sum(len(s) for s in self.streams.values())
-        store = experience.open_memory(self.settings, home=self.memory_home)
+        store = open_memory(self.settings, home=self.memory_home)
+        stop = threading.Event()
         try:
             with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), console=self.console, transient=False) as progress:
@@ -178,32 +143,43 @@ class Replay:
 
                 def run_stream(stream: list) -> None:
                     for task in stream:
+                        if stop.is_set():
+                            return
                         if task.instance_id in self.done:
                             continue
-                        self.run_task(task, store, progress.console.print)
+                        self.record(self.run_task(task, store, progress.console.print))
                         progress.advance(bar)
 
                 workers = max(1, min(self.options.workers, len(self.streams)))
-                if workers == 1:
-                    for stream in self.streams.values():
-                        run_stream(stream)
-                else:
-                    with ThreadPoolExecutor(workers) as pool:
-                        for future in [pool.submit(run_stream, s) for s in self.streams.values()]:
-                            future.result()
+                try:
+                    if workers == 1:
+                        for stream in self.streams.values():
+                            run_stream(stream)
+                    else:
+                        with ThreadPoolExecutor(workers) as pool:
+                            futures = [pool.submit(run_stream, s) for s in self.streams.values()]
+                            try:
+                                for future in futures:
+                                    future.result()
+                            except BaseException:
+                                stop.set()  # the other streams stop after their current task
+                                raise
+                except KeyboardInterrupt:
+                    stop.set()
+                    raise Interrupted() from None
         finally:
             if store is not None:
                 store.close()
         return self.out
 
-    def run_task(self, task, store, say: Callable[[str], None]) -> None:
-        from expagent import experience
-        from expagent.codeintel.agent_tools import run_repo_map
-        from expagent.runner import RunRequest, run_agent
-        from expagent.tasks.envs import ensure_env
-        from expagent.tasks.grader import grade
+    def run_task(self, task, store, say: Callable[[str], None]) -> "ResultRow":
+        """Run one task (agent, grade, memory) and return its results row; ``record`` appends it. Raises
+        ``Interrupted`` when the agent was interrupted (the task is then redone on resume)."""
+        from expagent.models import make_model
+        from expagent.sandbox.config import task_sandbox
+        from expagent.session import GraderJudge, SessionSpec, run_session
         from expagent.tasks.repos import resolve_repo
-        from expagent.tasks.results import ResultRow, append_result
+        from expagent.tasks.results import ResultRow
         from expagent.trajectory import now_iso
 
         started_at, started = now_iso(), time.monotonic()
@@ -213,49 +189,50 @@ class Replay:
 
             shutil.rmtree(task_dir)
         task_dir.mkdir(parents=True)
-        source = resolve_repo(task.suite, task.repo, self.options.repos_dir)
-        env = ensure_env(task, repos_dir=self.options.repos_dir, echo=lambda m: None)
-        context = experience.prepare_context(
-            task.problem_statement, source, self.settings, store=store, repo_name=task.repo,
-            instance_id=task.instance_id, before=task.created_at or None, build_map=False, notice=say)
         settings = self.settings
-        map_tokens = settings.repo_map_tokens
-
-        def repo_map(sandbox) -> str:
-            return run_repo_map(sandbox.workdir, task.problem_statement, map_tokens) if settings.repo_map else ""
-
-        request = RunRequest(
-            issue=task.problem_statement, repo=source, settings=settings, run_dir=task_dir,
+        source = resolve_repo(task.suite, task.repo, self.options.repos_dir)
+        sandbox, env = task_sandbox(self.sandbox, task, source, self.say)
+        spec = SessionSpec(
+            issue=task.problem_statement, repo=source, run_dir=task_dir, settings=settings,
             issue_source=f"{self.suite.name}:{task.instance_id}", base_commit=task.base_commit,
-            instance_id=task.instance_id, repo_name=task.repo, repo_map=repo_map, experience=context.experience,
-            extra_tools=context.tools, ro_paths=[str(env.path)], command_prefix=env.shell_prefix("{workdir}"))
-        model = _model_for(settings, task)
-        outcome = run_agent(request, model)
+            instance_id=task.instance_id, repo_name=task.repo, created_at=task.created_at or None, task_env=env,
+            episode_key=f"{self.out.name}:{task.instance_id}", actor="expagent replay")
+        judge = GraderJudge(task, sandbox=sandbox, settings=settings, repos_dir=self.options.repos_dir,
+                            log_dir=task_dir / "grade", echo=self.say)
+        outcome = run_session(spec, make_model(settings, task), sandbox=sandbox, store=store, judge=judge,
+                              distiller=self.distiller, notice=self._task_notice(say), memory_lock=self.lock)
         result = outcome.result
-        graded = grade(task, result.patch, repos_dir=self.options.repos_dir, settings=settings,
-                       log_dir=task_dir / "grade")
-        verdict = experience.verdict_from_grade(graded)
-        experience.record_outcome(outcome.trajectory_path, verdict)
-        with self.lock:  # one writer at a time: memory, results and predictions stay consistent
-            written = experience.remember_run(
-                outcome, settings, context, store=store, verdict=verdict, distiller=self.distiller,
-                repo_name=task.repo,
-                instance_id=task.instance_id, created_at=task.created_at or None,
-                episode_key=f"{self.out.name}:{task.instance_id}", notice=say)
-            row = ResultRow(
-                instance_id=task.instance_id, repo=task.repo, resolved=graded.resolved,
-                exit_status=result.exit_status.value, steps=result.steps, prompt_tokens=result.prompt_tokens,
-                completion_tokens=result.completion_tokens, cost=result.cost,
-                wall_time=round(time.monotonic() - started, 3), memory_mode=settings.memory,
-                injected_ids=context.experience.ids, trajectory=str(outcome.trajectory_path.relative_to(self.out)),
-                patch=str(outcome.patch_path.relative_to(self.out)), grade_reason=graded.reason,
-                started_at=started_at)
+        if judge.graded is None:
+            raise Interrupted()
+        graded = judge.graded
+        injected = outcome.context.experience.ids
+        mark = "[green]resolved[/]" if graded.resolved else "[red]not resolved[/]"
+        memo = f", injected {len(injected)}" if injected else ""
+        say(f"{escape(task.instance_id)}: {mark} ({result.exit_status.value}, {result.steps} steps{memo}"
+            f"{', remembered ' + str(len(outcome.written)) if outcome.written else ''})")
+        return ResultRow(
+            instance_id=task.instance_id, repo=task.repo, resolved=graded.resolved,
+            exit_status=result.exit_status.value, steps=result.steps, prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens, cost=result.cost,
+            wall_time=round(time.monotonic() - started, 3), memory_mode=settings.memory,
+            injected_ids=injected, trajectory=str(outcome.trajectory_path.relative_to(self.out)),
+            patch=str(outcome.patch_path.relative_to(self.out)), grade_reason=graded.reason,
+            started_at=started_at)
+
+    def record(self, row: "ResultRow") -> None:
+        """Append a finished task's row (the one place results are written) and refresh the predictions."""
+        from expagent.tasks.results import append_result
+
+        with self.lock:  # one writer at a time: results and predictions stay consistent
             append_result(self.out, row)
             self._write_preds()
-        mark = "[green]resolved[/]" if graded.resolved else "[red]not resolved[/]"
-        memo = f", injected {len(context.experience.ids)}" if context.experience.ids else ""
-        say(f"{task.instance_id}: {mark} ({result.exit_status.value}, {result.steps} steps{memo}"
-            f"{', remembered ' + str(len(written)) if written else ''})")
+            self.done.add(row.instance_id)
+
+    def _task_notice(self, say: Callable[[str], None]) -> Callable[[str], None]:
+        def notice(message: str) -> None:
+            self.say(message) if self.say.is_once(message) else say(escape(message))
+
+        return notice
 
     def _write_preds(self) -> None:
         from expagent.tasks.results import read_results
@@ -269,18 +246,54 @@ class Replay:
         atomic_write_json(self.out / "preds.json", preds)
 
 
+class Interrupted(ExpagentError):
+    """Ctrl-C during a replay: finished tasks are kept in ``results.jsonl``; ``--resume`` continues."""
+
+
+class OnceNotices:
+    """A notice sink that says the notices true of the whole replay (``ONCE``) once, not once per task."""
+
+    ONCE = ("no distillation model",)
+
+    def __init__(self, sink: Callable[[str], None]):
+        self.sink = sink
+        self.said: set[str] = set()
+
+    def is_once(self, message: str) -> bool:
+        return message.startswith(self.ONCE)
+
+    def __call__(self, message: str) -> None:
+        if self.is_once(message):
+            if message in self.said:
+                return
+            self.said.add(message)
+        self.sink(message)
+
+
 def run_replay(options: ReplayOptions) -> int:
     from rich.console import Console
 
     from expagent.tasks.report import load_run, write_report
+    from expagent.tasks.results import read_results
 
-    console = Console(stderr=True, soft_wrap=True)
+    console = Console(stderr=True, soft_wrap=True, highlight=False)
     replay = Replay(options, console)
-    console.print(f"replay of {replay.suite.name}: {sum(len(s) for s in replay.streams.values())} tasks in "
-                  f"{len(replay.streams)} stream(s), memory {replay.settings.memory}, run dir {replay.out}")
-    out = replay.run()
+    total = sum(len(s) for s in replay.streams.values())
+    console.print(escape(f"replay of {replay.suite.name}: {total} tasks in {len(replay.streams)} stream(s), "
+                         f"memory {replay.settings.memory}, {replay.sandbox.kind} sandbox ({replay.sandbox.why}), "
+                         f"run dir {replay.out}"))
+    try:
+        out = replay.run()
+    except Interrupted:
+        finished = len(replay._finished_ids())
+        console.print(escape(f"interrupted: {finished}/{total} tasks finished and kept in {replay.out}; resume "
+                             f"with: expagent replay {options.suite} --resume --out {replay.out}"))
+        return 130
+    rows = read_results(out / "results.jsonl")
     report = write_report([load_run(out)], out / "report")
     summary = report["runs"][0]
-    console.print(f"done: {out}")
     print(json.dumps({"run": str(out), "summary": summary}, indent=2, default=str))
+    resolved = sum(1 for row in rows if row.resolved)
+    console.print(escape(f"resolved {resolved}/{len(rows)} ({replay.sandbox.kind} sandbox); "
+                         f"report: {out / 'report' / 'report.html'}"))
     return 0
