@@ -29,7 +29,7 @@ from expagent import paths
 from expagent.errors import ExpagentError, SandboxUnavailable
 from expagent.fsutil import atomic_write_json, atomic_write_text
 from expagent.tasks import logparse
-from expagent.tasks.patches import patched_files
+from expagent.patchutil import patch_files as patched_files
 
 _WORK = ".expagent-grade"  # scratch directory inside the checkout for the patch files
 
