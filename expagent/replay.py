@@ -43,6 +43,7 @@ class ReplayOptions:
     instances: list[str] | None = None
     memory_home: Path | None = None
     limit: int | None = None
+    json_out: bool = True  # stdout: the summary as JSON; False: one line (resolved x/y, the report)
 
 
 def task_streams(tasks: list) -> "OrderedDict[str, list]":
@@ -282,5 +283,8 @@ def run_replay(options: ReplayOptions) -> int:
     report = write_report([load_run(out)], out / "report")
     summary = report["runs"][0]
     console.print(f"done: {out}")
-    print(json.dumps({"run": str(out), "summary": summary}, indent=2, default=str))
+    if options.json_out:
+        print(json.dumps({"run": str(out), "summary": summary}, indent=2, default=str))
+    else:
+        print(f"resolved {summary['resolved']}/{summary['tasks']}; report: {report['files']['html']}")
     return 0

@@ -222,7 +222,7 @@ def rm_cmd(record_id: str = typer.Argument(..., help="record id to delete"),
 
 
 @memory_app.command("retire")
-def retire_cmd(record_id: str = typer.Argument(...), reason: str = typer.Option(..., "--reason"),
+def retire_cmd(record_id: str = typer.Argument(...), reason: str = typer.Option(..., "--reason", help="why it is retired (kept in the audit log)"),
                home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, embedding: Optional[str] = _EMB,
                as_json: bool = _JSON) -> None:
     """Retire a lesson (kept, never retrieved)."""
@@ -351,7 +351,7 @@ def consolidate_command(
     threshold: float = typer.Option(0.85, "--threshold", help="Cosine similarity that makes two lessons one."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="The LLM that writes merged lessons."),
     home: Optional[Path] = typer.Option(None, "--home", help="Another expagent home."),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Merge near-duplicate lessons into new versions (old ones retired, never deleted). Never runs implicitly."""
     import json
@@ -386,7 +386,7 @@ def prune_command(
     max_usefulness: float = typer.Option(0.34, "--max-usefulness", help="Retire at or below this usefulness."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be retired."),
     home: Optional[Path] = typer.Option(None, "--home", help="Another expagent home."),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Retire (not delete) lessons that were used often and rarely helped."""
     import json
@@ -413,7 +413,7 @@ def prune_command(
 def history_command(
     record_id: str = typer.Argument(..., help="A lesson or episode id."),
     home: Optional[Path] = typer.Option(None, "--home", help="Another expagent home."),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Every change to a memory item (audit log), with its versions and merges."""
     import json

@@ -1,0 +1,3 @@
+from expagent.cli import main
+
+main()
