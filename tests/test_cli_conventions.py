@@ -72,6 +72,10 @@ def test_verbose_shows_debug_lines_and_quiet_hides_warnings(buggy_repo):
     assert re.search(r"^DEBUG expagent\.gitutil: git ls-files", loud.stderr, re.M), loud.stderr
     plain = run_cli("map", str(buggy_repo), "--tokens", "64")
     assert "DEBUG" not in plain.stderr and plain.stdout == loud.stdout  # logs never reach stdout
+    import logging
+
+    logger = logging.getLogger("expagent")  # a command run in-process leaves no handler and no level behind
+    assert [h for h in logger.handlers if h.get_name() == "expagent-cli"] == [] and logger.level == logging.NOTSET
     both = run_cli("-v", "-q", "map", str(buggy_repo))
     assert both.returncode == 2 and "exclude each other" in both.stderr and "Traceback" not in both.stderr
 

@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_INTERRUPTED)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if "expagent.cli.logs" in sys.modules:  # (not imported by --help)
+            sys.modules["expagent.cli.logs"].reset_logging()
 
 
 if __name__ == "__main__":

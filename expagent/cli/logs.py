@@ -36,4 +36,11 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
-    logger.propagate = False
+
+
+def reset_logging() -> None:
+    """Undo :func:`configure_logging` when a command ends (a command run in-process leaves nothing behind)."""
+    logger = logging.getLogger("expagent")
+    for handler in [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]:
+        logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
