@@ -51,8 +51,9 @@ _TEST_PATH = re.compile(r"(^|/)(tests?|testing)/|(^|/)test_[^/]*$|_tests?\.py$|(
 
 
 def changed_py_files(patch: str) -> set[str]:
-    files = set(re.findall(r"^diff --git a/(\S+) b/", patch, re.M))
-    return {f for f in files if f.endswith(".py") and not _TEST_PATH.search(f)}
+    from expagent.patchutil import patch_files
+
+    return {f for f in patch_files(patch) if f.endswith(".py") and not _TEST_PATH.search(f)}
 
 
 def instance_number(instance_id: str) -> int:

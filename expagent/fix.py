@@ -19,6 +19,7 @@ class FixOptions:
     flags: dict[str, Any] = field(default_factory=dict)
     apply: bool = False
     verify: bool = True
+    json_out: bool = False  # stdout: the run's summary and patch as JSON (expagent.runs) instead of the patch
 
 
 def git_toplevel(path: Path) -> Path:
@@ -94,12 +95,20 @@ def run_fix(options: FixOptions) -> int:
         if store is not None:
             store.close()
     result = outcome.result
+    verdict = outcome.verdict
     if outcome.written:
         say(f"memory: remembered {', '.join(outcome.written)}")
-    if result.patch:
+    if options.json_out:
+        import json
+
+        from expagent.runs import summarize_run
+
+        print(json.dumps({**summarize_run(run_dir).to_dict(), "patch": result.patch,
+                          "trajectory": str(outcome.trajectory_path),
+                          "verdict": verdict.to_dict() if verdict is not None else None}, indent=2))
+    elif result.patch:
         print(result.patch, end="" if result.patch.endswith("\n") else "\n")
     cost = "unknown" if result.cost is None else f"${result.cost:.4f}"
-    verdict = outcome.verdict
     tests = "not run (interrupted)" if verdict is None else (
         f"{verdict.verdict} ({verdict.reason})" if options.verify else "not run (--no-verify)")
     err.print(f"exit status: [bold]{result.exit_status.value}[/]  steps: {result.steps}  "

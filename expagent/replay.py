@@ -49,6 +49,7 @@ class ReplayOptions:
     instances: list[str] | None = None
     memory_home: Path | None = None
     limit: int | None = None
+    json_out: bool = True  # stdout: the summary as JSON; False: one line (resolved x/y, the report)
 
 
 def task_streams(tasks: list) -> "OrderedDict[str, list]":
@@ -292,8 +293,12 @@ def run_replay(options: ReplayOptions) -> int:
     rows = read_results(out / "results.jsonl")
     report = write_report([load_run(out)], out / "report")
     summary = report["runs"][0]
-    print(json.dumps({"run": str(out), "summary": summary}, indent=2, default=str))
     resolved = sum(1 for row in rows if row.resolved)
-    console.print(escape(f"resolved {resolved}/{len(rows)} ({replay.sandbox.kind} sandbox); "
-                         f"report: {out / 'report' / 'report.html'}"))
+    final = f"resolved {resolved}/{len(rows)} ({replay.sandbox.kind} sandbox); report: {out / 'report' / 'report.html'}"
+    # stdout is the result (one line, or the summary as JSON); stderr the log, ending with the same line
+    if options.json_out:
+        print(json.dumps({"run": str(out), "summary": summary}, indent=2, default=str))
+    else:
+        print(final)
+    console.print(escape(final))
     return 0

@@ -83,6 +83,42 @@ def fixing_replies() -> list:
 
 def run_cli(*args: str, cwd: Path | None = None, input: str | None = None, env: dict | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run an ``expagent`` command in this process, through the console script's own ``main`` (its error
+    formatting and exit codes), with stdin, stdout, stderr, the working directory and ``env`` swapped in for the
+    call. Use :func:`run_cli_process` when a real process matters (signals, the installed console script,
+    start-up time, environment read before ``main``). ``timeout`` is accepted for the same signature."""
+    import contextlib
+    import io
+
+    from expagent.cli import main
+
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+    out, err = io.StringIO(), io.StringIO()
+    old_stdin = sys.stdin
+    code = 0
+    try:
+        os.environ.update(env or {})
+        if cwd is not None:
+            os.chdir(cwd)
+        sys.stdin = io.StringIO(input or "")
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                if isinstance(exc.code, str):
+                    err.write(exc.code + "\n")
+    finally:
+        sys.stdin = old_stdin
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(["expagent", *args], code, out.getvalue(), err.getvalue())
+
+
+def run_cli_process(*args: str, cwd: Path | None = None, input: str | None = None, env: dict | None = None,
+                    timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the real ``expagent`` command in a subprocess."""
     return subprocess.run([sys.executable, "-m", "expagent", *args], cwd=cwd, input=input, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})

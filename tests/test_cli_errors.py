@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from conftest import fixing_replies, run_cli, write_script
 
 
-def _one_line_error(proc, fragment):
-    assert proc.returncode != 0
+def _one_line_error(proc, fragment, code=2):
+    assert proc.returncode == code, proc.stderr
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and fragment in errors[0], proc.stderr
@@ -30,12 +28,13 @@ def test_empty_issue_and_unreadable_issue_file(buggy_repo, tmp_path):
     _one_line_error(run_cli("fix", "--model", f"scripted:{script}", cwd=buggy_repo), "no issue given")
 
 
-def test_model_errors(buggy_repo, tmp_path):
+def test_model_errors(buggy_repo, tmp_path, monkeypatch):
+    # in-process: litellm is imported once per test session, not once per command
     _one_line_error(run_cli("fix", "x", "--model", "nosuchprovider-model", cwd=buggy_repo), "unknown model")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC")}
-    proc = subprocess.run([sys.executable, "-m", "expagent", "fix", "x", "--model", "anthropic/claude-3-5-sonnet-20241022"],
-                          cwd=buggy_repo, capture_output=True, text=True, env=env)
-    _one_line_error(proc, "missing API key")
+    for key in [k for k in os.environ if k.startswith("ANTHROPIC")]:
+        monkeypatch.delenv(key)
+    _one_line_error(run_cli("fix", "x", "--model", "anthropic/claude-3-5-sonnet-20241022", cwd=buggy_repo),
+                    "missing API key")
     bad = tmp_path / "bad.yaml"
     bad.write_text("replies: {{{\n")
     _one_line_error(run_cli("fix", "x", "--model", f"scripted:{bad}", cwd=buggy_repo), "malformed scripted model file")
@@ -43,7 +42,8 @@ def test_model_errors(buggy_repo, tmp_path):
 
 def test_exhausted_script_is_a_named_status(buggy_repo, tmp_path):
     script = write_script(tmp_path / "s.json", fixing_replies()[:2])
-    proc = run_cli("fix", "x", "--model", f"scripted:{script}", "--sandbox", "local", cwd=buggy_repo)
+    proc = run_cli("fix", "x", "--model", f"scripted:{script}", "--sandbox", "local", "--memory", "off",
+                   "--no-verify", cwd=buggy_repo)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "exit status: model_error" in proc.stderr and "exhausted after 2 replies" in proc.stderr
 
@@ -59,7 +59,7 @@ def test_docker_requested_but_unavailable(buggy_repo, tmp_path):
     script = write_script(tmp_path / "s.json", fixing_replies())
     proc = run_cli("fix", "x", "--model", f"scripted:{script}", "--sandbox", "docker", cwd=buggy_repo,
                    env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
-    _one_line_error(proc, "sandbox doctor")
+    _one_line_error(proc, "sandbox doctor", code=1)  # a runtime failure, not a usage error
 
 
 @pytest.mark.parametrize("value", ["sometimes"])

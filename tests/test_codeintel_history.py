@@ -214,11 +214,8 @@ def test_agent_tool_factories_run_against_the_repository(history_repo):
 
 def test_learn_git_command(history_repo, tmp_path: Path):
     import json
-    import sys
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-c", "from expagent.cli import main; main()", *args],
-                              capture_output=True, text=True, timeout=120)
+    from conftest import run_cli as cli
 
     proc = cli("memory", "learn-git", str(history_repo["repo"]), "--dry-run", "--json", "--max", "1")
     assert proc.returncode == 0, proc.stderr

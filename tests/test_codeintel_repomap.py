@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -180,8 +178,9 @@ def test_repo_map_tool_reports_errors_as_text(shop: Path, tmp_path: Path):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from expagent.cli import main; main()", *args],
-                          capture_output=True, text=True, env=os.environ.copy(), timeout=120)
+    from conftest import run_cli
+
+    return run_cli(*args)
 
 
 def test_map_command(shop: Path):

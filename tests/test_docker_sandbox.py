@@ -277,7 +277,7 @@ def test_missing_image_names_the_build_command(client, repo, settings, tmp_path)
         sb.start()
     proc = run_cli("fix", "x", "--model", f"scripted:{write_script(tmp_path / 's.json', [{'tool_calls': [{'name': 'submit'}]}])}", "--sandbox", "docker", cwd=repo,
                    env={"EXPAGENT_DOCKER_IMAGE": "expagent-no-such-image:0"})
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr  # SandboxUnavailable: a runtime failure
     assert "expagent sandbox build" in proc.stderr
 
 
@@ -318,7 +318,8 @@ def test_fix_run_killed_by_memory_limit_ends_out_of_memory_and_keeps_patch(clien
     script = write_script(tmp_path / "script.json", replies)
     proc = run_cli("fix", "add is wrong", "--model", f"scripted:{script}", "--sandbox", "docker", "--no-verify",
                    cwd=repo, env={"EXPAGENT_DOCKER_MEMORY": "256m", "EXPAGENT_MEMORY": "off"})
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr  # a run that did not fix: 1, not a crash
+    assert "exit status: out_of_memory" in proc.stderr
 
     (run,) = [p for p in (isolated_home / "runs").iterdir()]
     traj = json.loads((run / "trajectory.json").read_text())
@@ -353,7 +354,7 @@ def test_interrupted_fix_run_leaves_no_container(client, tmp_path, isolated_home
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "Traceback" not in err
+    assert proc.returncode == 130 and "Traceback" not in err and "interrupted" in err
     assert client.api.containers(all=True, filters=label) == []
 
 

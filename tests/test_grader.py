@@ -145,21 +145,18 @@ def test_repo_source_is_untouched_by_grading(suite, demo):
 
 
 def test_missing_interpreter_and_offline_repo_are_one_line_cli_errors(tmp_path, monkeypatch):
-    import subprocess
-    import sys
+    from conftest import run_cli
 
     demo = make_demo_suite(tmp_path / "demo")
     manifest = demo / "suite.toml"
     manifest.write_text(manifest.read_text().replace('python = "', 'python = "2.5" #'))
     monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
-    proc = subprocess.run([sys.executable, "-m", "expagent.cli", "eval", str(demo), "-i", "demo__calc-1"],
-                          capture_output=True, text=True)
+    proc = run_cli("eval", str(demo), "-i", "demo__calc-1")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: no Python 2.5 interpreter found")
 
     manifest.write_text(manifest.read_text().replace('path = "repos/calc"', f'url = "file://{tmp_path}/gone.git"'))
-    proc = subprocess.run([sys.executable, "-m", "expagent.cli", "eval", str(demo), "-i", "demo__calc-1"],
-                          capture_output=True, text=True)
+    proc = run_cli("eval", str(demo), "-i", "demo__calc-1")
     assert proc.returncode == 2
     message = proc.stderr.strip().splitlines()[-1]
     assert "repository demo/calc is not available" in message and "--repos DIR" in message

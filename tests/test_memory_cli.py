@@ -1,43 +1,32 @@
-"""``expagent memory ...`` through the real command line (subprocesses, a private --home)."""
+"""``expagent memory ...`` through the console script's ``main`` (in-process, a private --home)."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import run_cli
 from test_memory import HISTORY, write_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """The real command line in a subprocess (as a user runs it: error formatting, exit codes)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPAGENT_")}
-    env["COLUMNS"] = "250"  # rich tables fold cells to the terminal width
-    proc = subprocess.run([sys.executable, "-m", "expagent.cli", "memory", *args, "--home", str(home)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
+    """The console script's ``main`` in this process (its error formatting and exit codes), with a private --home
+    and no EXPAGENT_* settings; a subprocess would only add an interpreter start-up and a model load per call."""
+    env = {"COLUMNS": "250"}  # rich tables fold cells to the terminal width
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("EXPAGENT_")}
+    try:
+        proc = run_cli("memory", *args, "--home", str(home), cwd=ROOT, env=env)
+    finally:
+        os.environ.update(saved)
     if check:
         assert proc.returncode == 0, proc.stderr[-2000:]
     return proc
-
-
-def run_fast(*args: str, home: Path) -> subprocess.CompletedProcess:
-    """The same commands in this process (typer's runner): no interpreter start-up and model load per call.
-    Only for commands expected to succeed; failures are tested through ``run``."""
-    from typer.testing import CliRunner
-
-    from expagent import cli
-
-    if not cli.app.registered_groups:
-        cli._register()
-    result = CliRunner().invoke(cli.app, ["memory", *args, "--home", str(home)], env={"COLUMNS": "250"})
-    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
-    return subprocess.CompletedProcess(args, 0, result.stdout, "")
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +39,15 @@ def home(tmp_path_factory):
 
 
 def test_ls_show_stats(home):
-    rows = json.loads(run_fast("ls", "--json", "--repo", "acme/shop", "--sort", "id", home=home).stdout)
+    rows = json.loads(run("ls", "--json", "--repo", "acme/shop", "--sort", "id", home=home).stdout)
     assert len(rows) == 3 and [r["id"] for r in rows] == sorted(r["id"] for r in rows)
     assert {r["instance_id"] for r in rows} == {"acme__shop-101", "acme__shop-102", "acme__shop-103"}
-    shown = json.loads(run_fast("show", rows[0]["id"], "--json", home=home).stdout)
+    shown = json.loads(run("show", rows[0]["id"], "--json", home=home).stdout)
     assert shown["record"]["id"] == rows[0]["id"] and shown["history"][0]["action"] == "add"
-    stats = json.loads(run_fast("stats", "--json", home=home).stdout)
+    stats = json.loads(run("stats", "--json", home=home).stdout)
     assert stats["episodes"] == len(HISTORY) and stats["by_repo"]["acme/shop"] == 3
     assert stats["embedding_model"] == "minilm-int8"
-    table = run_fast("ls", home=home).stdout
+    table = run("ls", home=home).stdout
     assert "acme__shop-101" in table
 
 
@@ -94,17 +83,17 @@ def test_unknown_id_and_rm_and_round_trip(home, tmp_path):
     assert proc.returncode == 2
 
     export = tmp_path / "all.jsonl"
-    run_fast("export", str(export), home=home)
+    run("export", str(export), home=home)
     other = tmp_path / "other"
-    out = json.loads(run_fast("import", str(export), "--json", home=other).stdout)
+    out = json.loads(run("import", str(export), "--json", home=other).stdout)
     assert out["added"] == len(HISTORY)
     again = tmp_path / "again.jsonl"
-    run_fast("export", str(again), home=other)
+    run("export", str(again), home=other)
     assert sorted(export.read_text().splitlines()) == sorted(again.read_text().splitlines())
 
     victim = json.loads(export.read_text().splitlines()[0])["record"]["id"]
-    assert json.loads(run_fast("rm", victim, "--json", home=other).stdout) == {"deleted": victim, "kind": "episode"}
-    history = json.loads(run_fast("show", victim, "--json", home=home).stdout)["history"]  # still in the first home
+    assert json.loads(run("rm", victim, "--json", home=other).stdout) == {"deleted": victim, "kind": "episode"}
+    history = json.loads(run("show", victim, "--json", home=home).stdout)["history"]  # still in the first home
     assert history[0]["action"] == "add"
     assert run("show", victim, home=other, check=False).returncode == 2
 
@@ -114,7 +103,7 @@ def test_malformed_import_names_file_and_line(tmp_path):
     bad.write_text(json.dumps(HISTORY[0]) + "\nnot json\n")
     proc = run("import-swebench", str(bad), home=tmp_path / "h", check=False)
     assert proc.returncode == 2 and proc.stderr.startswith(f"error: {bad}:2: ")
-    stats = json.loads(run_fast("stats", "--json", home=tmp_path / "h").stdout)
+    stats = json.loads(run("stats", "--json", home=tmp_path / "h").stdout)
     assert stats["total"] == 0
-    out = json.loads(run_fast("import-swebench", str(bad), "--skip-bad", "--json", home=tmp_path / "h").stdout)
+    out = json.loads(run("import-swebench", str(bad), "--skip-bad", "--json", home=tmp_path / "h").stdout)
     assert out["added"] == 1 and len(out["skipped_bad"]) == 1

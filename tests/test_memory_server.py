@@ -7,7 +7,6 @@ import socket
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -90,13 +89,10 @@ def test_unreachable_server_is_one_line_error(tmp_path):
 
 
 def test_cli_unreachable_server_exit_code(tmp_path):
-    import os
-    import sys
+    from conftest import run_cli
 
-    root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "EXPAGENT_HOME": str(tmp_path), "EXPAGENT_CHROMA_URL": f"http://127.0.0.1:{_free_port()}"}
-    proc = subprocess.run([sys.executable, "-m", "expagent.cli", "memory", "stats", "--json"], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {"EXPAGENT_HOME": str(tmp_path), "EXPAGENT_CHROMA_URL": f"http://127.0.0.1:{_free_port()}"}
+    proc = run_cli("memory", "stats", "--json", env=env)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: cannot reach the Chroma server") and proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr

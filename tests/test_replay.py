@@ -108,6 +108,7 @@ def test_replay_memory_on_off_resume_and_report(replay_setup):
     proc = run_cli("replay", str(s["suite"]), "--model", f"scripted:{s['scripts']}", "--sandbox", "local", "--memory", "off",
                    "--out", str(run_off), env=s["env"])
     assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"resolved 3/3 (local sandbox); report: {run_off / 'report' / 'report.html'}\n"  # one line without --json
     assert all(r["injected_ids"] == [] and r["memory_mode"] == "off" for r in _rows(run_off))
     assert not (run_off / "memory").exists()
     off_2 = _traj(run_off, "demo__calc-2")
@@ -139,8 +140,11 @@ def test_parallel_streams_and_the_labelled_offline_demo(tmp_path):
     manifest = (suite / "suite.toml").read_text()
     (suite / "suite.toml").write_text(manifest.replace('[env]', '[repos."demo/calc2"]\npath = "repos/calc"\n\n[env]'))
     run = tmp_path / "run"
-    proc = run_cli("replay", str(suite), "--workers", "2", "--sandbox", "local", "--out", str(run), env={"EXPAGENT_HOME": str(tmp_path / "h")})
+    proc = run_cli("replay", str(suite), "--workers", "2", "--sandbox", "local", "--out", str(run), "--json",
+                   env={"EXPAGENT_HOME": str(tmp_path / "h")})
     assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)  # --json: stdout is the run's summary
+    assert summary["run"] == str(run) and summary["summary"]["resolved"] == 6 and summary["summary"]["tasks"] == 6
     assert "OFFLINE DEMO" in proc.stderr
     assert json.loads((run / "run.json").read_text())["offline_demo"] is True
     rows = _rows(run)

@@ -85,8 +85,11 @@ def test_report_single_run_and_missing_results(tmp_path):
     assert result.exit_code == 0, result.output
     assert "50.0%" in result.output
     assert (run / "report" / "report.html").is_file()
-    missing = cli("report", str(tmp_path / "nope"))
-    assert missing.exit_code != 0
+    from conftest import run_cli
+
+    missing = run_cli("report", str(tmp_path / "nope"))  # through main: the one-line error, not a traceback
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert missing.stderr == f"error: no results.jsonl in {tmp_path / 'nope'} (is it a replay run directory?)\n"
 
 
 def labelled_run(path, outcomes, memory_mode, *, model="openai/gpt-4o", demo=False, cost=0.1, steps=10):

@@ -133,6 +133,7 @@ def _pytest(checkout: Path, ids: list[str]) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env)
 
 
+@pytest.mark.slow  # every candidate mutation runs the tests: ~90 s on the 2-core machine; .ci/run runs it
 def test_synth_end_to_end_on_a_small_package(tmp_path, home):
     repo = _make_repo(tmp_path / "kit", {
         "kit/__init__.py": "",
@@ -262,8 +263,9 @@ def test_existing_output_is_not_overwritten(tmp_path, home):
 
 def test_cli_reports_bad_input_on_one_line(tmp_path, home):
     repo = _make_repo(tmp_path / "notests", {"lib.py": LIB})
-    proc = subprocess.run([sys.executable, "-m", "expagent.cli", "tasks", "synth", str(repo), "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True)
+    from conftest import run_cli
+
+    proc = run_cli("tasks", "synth", str(repo), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: no tests found")

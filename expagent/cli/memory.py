@@ -30,16 +30,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _open(home: Optional[Path], chroma_url: Optional[str], embedding: Optional[str]) -> Any:
-    import os
+    from expagent import paths
+    from expagent.memory.opening import open_store
 
-    from expagent.config import load_settings
-    from expagent.memory.store import MemoryStore
-
-    if home is not None:
-        os.environ["EXPAGENT_HOME"] = str(home)  # so settings and every path follow the chosen home
-    settings = load_settings(None)
-    return MemoryStore.open(home=home, chroma_url=chroma_url or settings.chroma_url,
-                            embedding=embedding or settings.embedding_model)
+    paths.select_home(home)  # settings and every path follow the chosen home for this command
+    return open_store(home, chroma_url=chroma_url, embedding=embedding)
 
 
 def _print_json(data: Any) -> None:
@@ -227,7 +222,7 @@ def rm_cmd(record_id: str = typer.Argument(..., help="record id to delete"),
 
 
 @memory_app.command("retire")
-def retire_cmd(record_id: str = typer.Argument(...), reason: str = typer.Option(..., "--reason"),
+def retire_cmd(record_id: str = typer.Argument(...), reason: str = typer.Option(..., "--reason", help="why it is retired (kept in the audit log)"),
                home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, embedding: Optional[str] = _EMB,
                as_json: bool = _JSON) -> None:
     """Retire a lesson (kept, never retrieved)."""
@@ -341,11 +336,13 @@ def stats_cmd(home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, em
 # -- maintenance: consolidate, prune, history, learn-git ------------------------
 
 def _store(home: Optional[Path]):
+    from expagent import paths
     from expagent.config import load_settings
-    from expagent.memory.store import MemoryStore
+    from expagent.memory.opening import open_store
 
+    paths.select_home(home)
     settings = load_settings(None)
-    return settings, MemoryStore.open(home=home, chroma_url=settings.chroma_url, embedding=settings.embedding_model)
+    return settings, open_store(home, settings=settings)
 
 
 def consolidate_command(
@@ -354,7 +351,7 @@ def consolidate_command(
     threshold: float = typer.Option(0.85, "--threshold", help="Cosine similarity that makes two lessons one."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="The LLM that writes merged lessons."),
     home: Optional[Path] = typer.Option(None, "--home", help="Another expagent home."),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Merge near-duplicate lessons into new versions (old ones retired, never deleted). Never runs implicitly."""
     import json
@@ -389,7 +386,7 @@ def prune_command(
     max_usefulness: float = typer.Option(0.34, "--max-usefulness", help="Retire at or below this usefulness."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be retired."),
     home: Optional[Path] = typer.Option(None, "--home", help="Another expagent home."),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Retire (not delete) lessons that were used often and rarely helped."""
     import json
@@ -416,7 +413,7 @@ def prune_command(
 def history_command(
     record_id: str = typer.Argument(..., help="A lesson or episode id."),
     home: Optional[Path] = typer.Option(None, "--home", help="Another expagent home."),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Every change to a memory item (audit log), with its versions and merges."""
     import json
@@ -461,15 +458,14 @@ def learn_git_command(
 ) -> None:
     """Mine the repository's history for likely fix commits and store them as reference-fix episodes."""
     import json
-    import os
 
+    from expagent import paths
     from expagent.codeintel.learn import learn_git
     from expagent.errors import ExpagentError
 
     if max_count is not None and max_count < 1:
         raise ExpagentError("--max must be at least 1")
-    if home is not None:
-        os.environ["EXPAGENT_HOME"] = str(home)  # as the other memory commands do: settings follow the home
+    paths.select_home(home)  # as the other memory commands do: settings follow the home
     result = learn_git(path, since=since, max_count=max_count, dry_run=dry_run,
                        store_options={"home": home, "chroma_url": chroma_url, "embedding": embedding})
     records = result.pop("records")

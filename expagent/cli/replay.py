@@ -7,11 +7,14 @@ from typing import List, Optional
 
 import typer
 
+from expagent.cli.core import HELP_COST_LIMIT, HELP_MEMORY, HELP_STEP_LIMIT
+
 
 def replay_command(
     suite: str = typer.Argument(..., help="A suite directory (swe_tasks/NAME), its name, or a SWE-bench JSONL file."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="litellm model string, or scripted:DIR."),
-    memory: Optional[str] = typer.Option(None, "--memory", help="on, off, episodic or semantic."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="litellm model string, scripted:DIR, or oracle "
+                                        "(the offline demo) (default: the model setting)."),
+    memory: Optional[str] = typer.Option(None, "--memory", help=HELP_MEMORY),
     workers: int = typer.Option(1, "--workers", help="Repository streams run in parallel."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out, skipping finished tasks."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default under $EXPAGENT_HOME/runs)."),
@@ -20,10 +23,14 @@ def replay_command(
     limit: Optional[int] = typer.Option(None, "--limit", help="At most N tasks per repository stream."),
     memory_home: Optional[Path] = typer.Option(None, "--memory-home",
                                                help="Use this expagent home's memory instead of a fresh one."),
-    distill_model: Optional[str] = typer.Option(None, "--distill-model", help="Model for distillation, or none."),
-    step_limit: Optional[int] = typer.Option(None, "--step-limit"),
-    cost_limit: Optional[float] = typer.Option(None, "--cost-limit"),
-    sandbox: Optional[str] = typer.Option(None, "--sandbox", help="docker, local or auto: where each task's agent and grader run, in the task's environment."),
+    distill_model: Optional[str] = typer.Option(None, "--distill-model", help="Model for distillation, or none "
+                                                "(default: the distill_model setting; else the run's model)."),
+    step_limit: Optional[int] = typer.Option(None, "--step-limit", min=1, help=HELP_STEP_LIMIT),
+    cost_limit: Optional[float] = typer.Option(None, "--cost-limit", help=HELP_COST_LIMIT),
+    sandbox: Optional[str] = typer.Option(None, "--sandbox", help="docker, local or auto: where each task's agent "
+                                          "and grader run, in the task's environment (default: the sandbox "
+                                          "setting, auto)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run's summary as JSON instead of one line."),
 ) -> None:
     """Run a suite's tasks in order (retrieve, fix, grade, remember) and report; compare runs with 'report'."""
     from expagent.replay import ReplayOptions, run_replay
@@ -32,7 +39,7 @@ def replay_command(
              "cost_limit": cost_limit, "sandbox": sandbox}
     raise typer.Exit(run_replay(ReplayOptions(suite=suite, flags=flags, out=out, resume=resume, workers=workers,
                                               repos_dir=repos, instances=instance, memory_home=memory_home,
-                                              limit=limit)))
+                                              limit=limit, json_out=json_out)))
 
 
 def register(app: typer.Typer) -> None:

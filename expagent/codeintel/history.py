@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from expagent.codeintel.filekinds import is_code_path, is_test_path
 from expagent.errors import ExpagentError
 
 _FIELD = "\x1f"
@@ -36,9 +37,6 @@ _NOT_A_FIX = re.compile(
     r"spelling|changelog|readme|ci)\b",
     re.I,
 )
-_CODE_EXTENSIONS = {".py", ".pyi", ".js", ".jsx", ".mjs", ".ts", ".tsx", ".go", ".rs", ".java", ".c", ".h", ".cc",
-                    ".cpp", ".hpp", ".rb", ".php", ".cs", ".kt", ".swift", ".scala"}
-_TEST_DIRS = {"test", "tests", "testing", "__tests__", "spec"}
 
 
 def open_repo(root: str | os.PathLike) -> Any:
@@ -60,17 +58,6 @@ def shallow_note(repo: Any) -> str:
         return ""
     return ("note: this is a shallow clone; history stops at the graft point, older commits are missing "
             "(git fetch --unshallow to get them)")
-
-
-def is_test_path(path: str) -> bool:
-    parts = path.split("/")
-    name = parts[-1]
-    return (bool(_TEST_DIRS.intersection(parts[:-1])) or name.startswith("test_") or name.endswith("_test.py")
-            or name.endswith("_test.go") or ".test." in name or ".spec." in name or name == "conftest.py")
-
-
-def is_code_path(path: str) -> bool:
-    return os.path.splitext(path)[1].lower() in _CODE_EXTENSIONS
 
 
 def _relative(repo: Any, root: str | os.PathLike, path: str) -> str | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,15 +75,14 @@ def repo_cache_dir(root: Path) -> Path:
 def list_files(root: Path) -> list[str]:
     """Repository-relative POSIX paths: git's view (tracked plus untracked, not ignored) when it is a work tree."""
     if (root / ".git").exists():
+        from expagent.gitutil import GitError, run_git
+
         try:
-            proc = subprocess.run(
-                ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                capture_output=True, timeout=60,
-            )
+            proc = run_git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard", timeout=60,
+                           check=False)
             if proc.returncode == 0:
-                names = [n for n in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if n]
-                return sorted(set(names))
-        except (OSError, subprocess.TimeoutExpired):
+                return sorted({n for n in proc.stdout.split("\0") if n})
+        except GitError:
             pass  # fall back to walking the directory
     out = []
     for dirpath, dirnames, filenames in os.walk(root):

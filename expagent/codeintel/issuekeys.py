@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Protocol
 
@@ -156,6 +157,21 @@ def _as_source(root_or_index: Any) -> SymbolSource:
     return root_or_index
 
 
+@lru_cache(maxsize=1)
+def generic_names() -> frozenset[str]:
+    """Names whose references say nothing about which file is meant: builtins and methods of builtin types.
+
+    A reference to ``name`` or ``append`` is almost never a reference to this repository's ``Foo.append``.
+    """
+    import builtins
+
+    names = set(dir(builtins))
+    for t in (str, bytes, list, dict, set, tuple, int, float, object, type):
+        names.update(dir(t))
+    names.update({"self", "cls", "args", "kwargs", "name", "value", "path", "data", "result", "main", "run"})
+    return frozenset(names)
+
+
 def resolve_paths(mentioned: dict[str, float], known_files: Iterable[str]) -> dict[str, float]:
     """Known files a mentioned path refers to: exact, or by path suffix (``core.py`` -> ``pkg/core.py``)."""
     known = list(known_files)
@@ -183,8 +199,6 @@ def score_keys(mentions: Mentions, source: SymbolSource, max_definitions: int = 
     """Scores for files and symbols (qualified names) from mentions resolved against ``source``."""
     file_scores: dict[str, float] = dict(resolve_paths(mentions.paths, source.file_paths()))
     symbol_scores: dict[str, float] = {}
-    from expagent.codeintel.repomap import generic_names
-
     generic = generic_names()
     for name, weight in mentions.identifiers.items():
         hits = source.lookup(name)

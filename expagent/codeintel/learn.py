@@ -46,9 +46,6 @@ def learn_git(root: str | os.PathLike, since: str | None = None, max_count: int 
 
 
 def _open_store(repo_dir: str, home: Any = None, chroma_url: str | None = None, embedding: str | None = None) -> Any:
-    from expagent.config import load_settings
-    from expagent.memory.store import MemoryStore
+    from expagent.memory.opening import open_store
 
-    settings = load_settings(repo_dir)
-    return MemoryStore.open(home=home, chroma_url=chroma_url or settings.chroma_url,
-                            embedding=embedding or settings.embedding_model)
+    return open_store(home, repo=repo_dir, chroma_url=chroma_url, embedding=embedding)

@@ -22,8 +22,10 @@ import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
+
+from expagent.codeintel.filekinds import is_peripheral
+from expagent.codeintel.issuekeys import extract_mentions, generic_names, resolve_paths
 
 CHARS_PER_TOKEN = 4
 _DAMPING = 0.85
@@ -64,31 +66,6 @@ def pagerank(nodes: list[str], edges: dict[str, dict[str, float]], personalizati
             nxt[v] += leftover * restart[v]
         rank = nxt
     return rank
-
-
-_PERIPHERAL_DIRS = {"test", "tests", "testing", "doc", "docs", "example", "examples", "bench", "benchmarks"}
-
-
-def _is_peripheral(path: str) -> bool:
-    """Tests, docs and examples: useful when asked for, but not what an outline of the code should lead with."""
-    parts = path.split("/")
-    name = parts[-1]
-    return bool(_PERIPHERAL_DIRS.intersection(parts[:-1])) or name.startswith("test_") or name.endswith("_test.py")
-
-
-@lru_cache(maxsize=1)
-def generic_names() -> frozenset[str]:
-    """Names whose references say nothing about which file is meant: builtins and methods of builtin types.
-
-    A reference to ``name`` or ``append`` is almost never a reference to this repository's ``Foo.append``.
-    """
-    import builtins
-
-    names = set(dir(builtins))
-    for t in (str, bytes, list, dict, set, tuple, int, float, object, type):
-        names.update(dir(t))
-    names.update({"self", "cls", "args", "kwargs", "name", "value", "path", "data", "result", "main", "run"})
-    return frozenset(names)
 
 
 @dataclass
@@ -187,7 +164,6 @@ def rank_definitions(index: Any, focus_text: str = "") -> tuple[list[tuple[float
     """``(score, path, definition)`` best first, and the file ranks; the heart of the map."""
     import numpy as np
 
-    from expagent.codeintel.issuekeys import extract_mentions, resolve_paths
 
     mentions = extract_mentions(focus_text)
     mentioned_names: dict[str, float] = dict(mentions.identifiers)
@@ -228,7 +204,7 @@ def rank_definitions(index: Any, focus_text: str = "") -> tuple[list[tuple[float
     for path, entry in index.files.items():
         fid = file_id[path]
         base = file_rank[path]
-        peripheral = path not in focused and _is_peripheral(path)
+        peripheral = path not in focused and is_peripheral(path)
         if path in focused:
             base *= 5  # the focus points here: show more of this file than its link structure alone would
         elif peripheral:

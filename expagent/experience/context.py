@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -27,20 +26,16 @@ def open_memory(settings, home: Path | None = None):
     """The memory store for a run, or None when memory is off."""
     if settings.memory == "off":
         return None
-    from expagent.memory.store import MemoryStore
+    from expagent.memory.opening import open_store
 
-    return MemoryStore.open(home=home, chroma_url=settings.chroma_url, embedding=settings.embedding_model)
+    return open_store(home, settings=settings)
 
 
 def repo_name_of(repo: Path) -> str:
     """``owner/name`` from the origin remote when there is one, else the directory's name."""
-    proc = subprocess.run(["git", "-C", str(repo), "remote", "get-url", "origin"], capture_output=True, text=True)
-    url = proc.stdout.strip()
-    if proc.returncode == 0 and url:
-        tail = url.rstrip("/").removesuffix(".git").replace(":", "/").split("/")
-        if len(tail) >= 2 and tail[-1]:
-            return f"{tail[-2]}/{tail[-1]}"
-    return repo.resolve().name
+    from expagent.gitutil import origin_name
+
+    return origin_name(repo) or repo.resolve().name
 
 
 def lesson_item(hit) -> dict[str, str]:

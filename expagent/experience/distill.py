@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from expagent.memory.records import RepairSummary
+from expagent.models.json_reply import JSONReplyError, ask_json, json_object
 
 PROMPT_VERSION = "distill-v1"
 MAX_LESSONS = 3
@@ -79,22 +80,6 @@ def heuristic_summary(trajectory: dict[str, Any], verdict: dict[str, Any], files
     )
 
 
-def _json_object(text: str) -> dict[str, Any] | None:
-    fenced = re.search(r"```(?:json)?\s*\n(.*?)```", text, re.S)
-    candidates = [fenced.group(1)] if fenced else []
-    start, end = text.find("{"), text.rfind("}")
-    if start != -1 and end > start:
-        candidates.append(text[start : end + 1])
-    for candidate in candidates:
-        try:
-            value = json.loads(candidate)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
-
-
 def task_specific(text: str, *, instance_id: str | None, base_commit: str, files: list[str], scope: str) -> str | None:
     """Why a lesson text is tied to its task (and so useless elsewhere), or None when it is general enough."""
     if instance_id and instance_id.lower() in text.lower():
@@ -113,9 +98,14 @@ def task_specific(text: str, *, instance_id: str | None, base_commit: str, files
 def parse_distillation(text: str, *, instance_id: str | None, base_commit: str, files: list[str],
                        verdict: str) -> tuple[RepairSummary, list[dict[str, str]], list[str]]:
     """(summary, lessons, rejected reasons); raises ValueError when the reply is not the expected JSON."""
-    data = _json_object(text or "")
+    data = json_object(text or "")
     if data is None:
         raise ValueError("the reply holds no JSON object")
+    return _parse_object(data, instance_id=instance_id, base_commit=base_commit, files=files)
+
+
+def _parse_object(data: dict[str, Any], *, instance_id: str | None, base_commit: str,
+                  files: list[str]) -> tuple[RepairSummary, list[dict[str, str]], list[str]]:
     summary = data.get("summary")
     if not isinstance(summary, dict):
         raise ValueError("'summary' must be an object")
@@ -153,21 +143,14 @@ def distill(trajectory: dict[str, Any], verdict: dict[str, Any], files: list[str
     prompt = distill_prompt(trajectory, verdict, files, contrast)
     messages = [{"role": "user", "content": prompt}]
     base_commit = (trajectory.get("repo") or {}).get("base_commit", "")
-    problem = ""
-    for attempt in range(2):
-        reply = model.query(messages)
-        try:
-            summary, lessons, rejected = parse_distillation(reply.content, instance_id=instance_id,
-                                                            base_commit=base_commit, files=files,
-                                                            verdict=verdict.get("verdict", "unknown"))
-        except ValueError as exc:
-            problem = str(exc)
-            messages += [{"role": "assistant", "content": reply.content},
-                         {"role": "user", "content": f"That was not usable ({problem}). Reply with the JSON object "
-                                                     "only, exactly in the requested shape."}]
-            continue
-        for reason in rejected:
-            notice(reason)
-        return Distillation(summary, lessons if want_lessons else [], model.name)
-    notice(f"distillation output malformed twice ({problem}): episode stored without lessons")
-    return Distillation(fallback, [], model.name, f"malformed distillation output: {problem}")
+    try:
+        summary, lessons, rejected = ask_json(
+            model, messages, lambda data: _parse_object(data, instance_id=instance_id, base_commit=base_commit,
+                                                        files=files),
+            correction="Reply with the JSON object only, exactly in the requested shape.")
+    except JSONReplyError as exc:
+        notice(f"distillation output malformed twice ({exc.problem}): episode stored without lessons")
+        return Distillation(fallback, [], model.name, f"malformed distillation output: {exc.problem}")
+    for reason in rejected:
+        notice(reason)
+    return Distillation(summary, lessons if want_lessons else [], model.name)

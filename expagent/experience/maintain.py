@@ -46,17 +46,18 @@ def lesson_clusters(store, repo: str | None = None, threshold: float = CLUSTER_T
 
 def _merged_text(model, members: list) -> dict[str, str]:
     from expagent.agent.prompting import render
-    from expagent.experience.distill import _json_object
+    from expagent.models.json_reply import JSONReplyError, ask_json
 
-    messages = [{"role": "user", "content": render("consolidate.j2", lessons=members)}]
-    for _attempt in range(2):
-        reply = model.query(messages)
-        data = _json_object(reply.content or "")
-        if data and str(data.get("advice") or "").strip():
-            return {"applies_when": str(data.get("applies_when") or "").strip(), "advice": str(data["advice"]).strip()}
-        messages += [{"role": "assistant", "content": reply.content or ""},
-                     {"role": "user", "content": 'Reply with the JSON object only: {"applies_when": ..., "advice": ...}'}]
-    raise ExpagentError("the model did not return a usable merged lesson twice; nothing was changed")
+    def merged(data: dict[str, Any]) -> dict[str, str]:
+        if not str(data.get("advice") or "").strip():
+            raise ValueError("no 'advice'")
+        return {"applies_when": str(data.get("applies_when") or "").strip(), "advice": str(data["advice"]).strip()}
+
+    try:
+        return ask_json(model, [{"role": "user", "content": render("consolidate.j2", lessons=members)}], merged,
+                        correction='Reply with the JSON object only: {"applies_when": ..., "advice": ...}')
+    except JSONReplyError:
+        raise ExpagentError("the model did not return a usable merged lesson twice; nothing was changed") from None
 
 
 def _journal_path(store) -> Path:

@@ -56,24 +56,15 @@ def detect_test_command(repo: Path) -> str | None:
 
 def split_patch(patch: str) -> tuple[str, str, list[str]]:
     """(test part, source part, test files) of a unified git diff."""
-    chunks: list[str] = []
-    current: list[str] = []
-    for line in patch.splitlines(keepends=True):
-        if line.startswith("diff --git ") and current:
-            chunks.append("".join(current))
-            current = []
-        current.append(line)
-    if current:
-        chunks.append("".join(current))
+    from expagent.patchutil import split_patch_files
+
     tests, sources, test_files = [], [], []
-    for chunk in chunks:
-        header = chunk.split("\n", 1)[0]
-        path = header.split(" b/", 1)[-1] if " b/" in header else ""
-        if path and is_test_path(path):
-            tests.append(chunk)
-            test_files.append(path)
+    for diff in split_patch_files(patch):
+        if is_test_path(diff.path):
+            tests.append(diff.text)
+            test_files.append(diff.path)
         else:
-            sources.append(chunk)
+            sources.append(diff.text)
     return "".join(tests), "".join(sources), test_files
 
 

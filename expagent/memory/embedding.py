@@ -22,7 +22,6 @@ different embedder is refused (vectors from two models are not comparable).
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from pathlib import Path
 from typing import Any, Protocol, Sequence
@@ -148,8 +147,9 @@ class LiteLLMEmbedder:
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         import math
 
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm
+        from expagent.models.litellm_model import import_litellm
+
+        litellm = import_litellm()
 
         try:
             response = litellm.embedding(model=self.model, input=list(texts))

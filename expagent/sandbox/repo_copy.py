@@ -15,14 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from expagent import gitutil
 from expagent.errors import SandboxError
 
 
 def git(repo: Path, *args: str) -> str:
-    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SandboxError(f"git {args[0]} failed in {repo}: {result.stderr.strip().splitlines()[-1:] or ['?']}")
-    return result.stdout.strip()
+    return gitutil.git(repo, *args, error=SandboxError).strip()
 
 
 def resolve_commit(repo: Path, commit: str | None) -> str:

@@ -8,10 +8,10 @@ grader and the replay loop without network::
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
+
+from expagent.gitutil import git, git_env, identity_env
 
 REPO = "demo/calc"
 
@@ -88,12 +88,8 @@ _F2P_P2P = {
 
 
 def _git(repo: Path, *args: str, stamp: int = 0) -> str:
-    date = f"2024-01-0{1 + stamp}T12:00:00Z"
-    env = {**os.environ, "GIT_AUTHOR_NAME": "demo", "GIT_AUTHOR_EMAIL": "demo@example.com",
-           "GIT_COMMITTER_NAME": "demo", "GIT_COMMITTER_EMAIL": "demo@example.com",
-           "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
-    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, check=True)
-    return proc.stdout
+    env = git_env(identity_env("demo", "demo@example.com", f"2024-01-0{1 + stamp}T12:00:00Z"))
+    return git(repo, *args, env=env)
 
 
 def _write(repo: Path, files: dict[str, str]) -> None:

@@ -29,7 +29,7 @@ from expagent import paths
 from expagent.errors import ExpagentError
 from expagent.fsutil import atomic_write_json, atomic_write_text
 from expagent.tasks import logparse
-from expagent.tasks.patches import patched_files
+from expagent.patchutil import patch_files as patched_files
 
 if TYPE_CHECKING:
     from expagent.sandbox.config import SandboxConfig

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from expagent import paths
 from expagent.errors import ExpagentError
+from expagent.gitutil import run_git
 
 
 class RepoUnavailable(ExpagentError):
@@ -36,8 +37,7 @@ def repo_dir_names(repo: str) -> list[str]:
 
 
 def _git(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-    return subprocess.run(["git", *args], capture_output=True, text=True, timeout=timeout, env=env)
+    return run_git(None, *args, timeout=timeout, check=False)
 
 
 def _git_dir_of(path: Path) -> Path | None:

@@ -348,11 +348,14 @@ def find_suite_path(spec: str | Path) -> Path:
     path = Path(spec).expanduser()
     if path.exists():
         return path
+    bases = (Path.cwd() / "swe_tasks", Path(__file__).resolve().parents[2] / "swe_tasks")
     if "/" not in str(spec) and not str(spec).endswith((".jsonl", ".json", ".toml")):
-        for base in (Path.cwd() / "swe_tasks", Path(__file__).resolve().parents[2] / "swe_tasks"):
+        for base in bases:
             if (base / str(spec)).is_dir():
                 return base / str(spec)
-    raise SuiteError(f"no such suite: {spec} (give a suite directory, a suite.toml, or a SWE-bench JSONL file)")
+    known = sorted({d.name for base in bases if base.is_dir() for d in base.iterdir() if (d / "suite.toml").is_file()})
+    raise SuiteError(f"no such suite: {spec} (give a suite directory, a suite.toml, or a SWE-bench JSONL file"
+                     + (f"; shipped suites: {', '.join(known)})" if known else ")"))
 
 
 def load_suite(path: str | Path) -> Suite:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from expagent.codeintel.filekinds import is_pytest_file
 from expagent.errors import ExpagentError
 from expagent.fsutil import atomic_write_text
 from expagent.tasks import synth_git
@@ -41,7 +42,6 @@ from expagent.tasks.synth_statement import (
 
 DISCARD_REASONS = ("nothing_failed", "everything_failed", "broke_collection", "timeout", "flaky",
                    "unclear_symptom", "statement_leaks")
-_TEST_FILE = re.compile(r"(^|/)(test_[^/]*|[^/]*_test)\.py$")
 _SKIP_DIRS = {"tests", "test", "testing", "docs", "doc", "examples", "example", "benchmarks", "benchmark",
               "bench", "scripts", "tools", ".github", "build", "dist"}
 _SKIP_FILES = {"setup.py", "conftest.py", "noxfile.py", "tasks.py", "_version.py", "version.py", "__main__.py"}
@@ -157,14 +157,14 @@ def _tracked_files(work: Path) -> list[str]:
 
 
 def find_test_files(files: list[str]) -> list[str]:
-    return sorted(f for f in files if _TEST_FILE.search(f))
+    return sorted(f for f in files if is_pytest_file(f))
 
 
 def find_source_modules(files: list[str]) -> list[str]:
     modules = []
     for path in files:
         parts = path.split("/")
-        if not path.endswith(".py") or _TEST_FILE.search(path) or parts[-1] in _SKIP_FILES:
+        if not path.endswith(".py") or is_pytest_file(path) or parts[-1] in _SKIP_FILES:
             continue
         if any(part in _SKIP_DIRS or part.startswith(".") for part in parts[:-1]):
             continue

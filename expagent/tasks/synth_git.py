@@ -12,13 +12,13 @@ task commit never touches the working tree.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
+from expagent import gitutil
 from expagent.errors import ExpagentError
+from expagent.gitutil import identity_env
 
 SYNTH_NAME = "expagent synth"
 SYNTH_EMAIL = "synth@expagent.invalid"
@@ -33,41 +33,14 @@ class SynthGitError(ExpagentError):
 
 def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of every git command here: fixed identity and dates, no user/system config."""
-    env = dict(os.environ)
-    for key in list(env):
-        if key.startswith("GIT_") and key not in ("GIT_INDEX_FILE",):
-            env.pop(key)
-    env.update(
-        {
-            "GIT_AUTHOR_NAME": SYNTH_NAME,
-            "GIT_AUTHOR_EMAIL": SYNTH_EMAIL,
-            "GIT_AUTHOR_DATE": SYNTH_DATE,
-            "GIT_COMMITTER_NAME": SYNTH_NAME,
-            "GIT_COMMITTER_EMAIL": SYNTH_EMAIL,
-            "GIT_COMMITTER_DATE": SYNTH_DATE,
-            # a user's ~/.gitconfig could sign commits, convert line endings or ignore files
-            "GIT_CONFIG_GLOBAL": os.devnull,
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_TERMINAL_PROMPT": "0",
-        }
-    )
-    env.update(extra or {})
-    return env
+    # isolated: a user's ~/.gitconfig could sign commits, convert line endings or ignore files
+    return gitutil.git_env({**identity_env(SYNTH_NAME, SYNTH_EMAIL, SYNTH_DATE), **(extra or {})}, isolated=True)
 
 
 def git(repo: Path, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> str:
     """Run git in ``repo``; return stdout; raise a one-line ``SynthGitError`` on failure."""
-    proc = subprocess.run(
-        ["git", "-c", "core.autocrlf=false", "-c", "core.safecrlf=false", *args],
-        cwd=repo,
-        input=input,
-        capture_output=True,
-        text=True,
-        env=env or git_env(),
-    )
-    if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
-        raise SynthGitError(f"git {' '.join(args[:2])} failed in {repo}: {detail[-1] if detail else proc.returncode}")
+    return gitutil.git(repo, "-c", "core.autocrlf=false", "-c", "core.safecrlf=false", *args, input=input,
+                       env=env or git_env(), error=SynthGitError)
     return proc.stdout
 
 
@@ -102,10 +75,7 @@ def commit_patch(repo: Path, parent: str, patch: str, message: str, reverse: boo
 
 
 def commit_exists(repo: Path, sha: str) -> bool:
-    proc = subprocess.run(
-        ["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=repo, capture_output=True, env=git_env()
-    )
-    return proc.returncode == 0
+    return gitutil.run_git(repo, "cat-file", "-e", f"{sha}^{{commit}}", env=git_env(), check=False).returncode == 0
 
 
 def _field(task: Any, name: str) -> Any:
