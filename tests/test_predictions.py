@@ -4,6 +4,7 @@ official harness's shape; and the bad-input cases, each one line and a non-zero 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,15 @@ def home(demo, monkeypatch):
     return demo.parent / "home"
 
 
+def cli(*args):
+    from typer.testing import CliRunner
+
+    from expagent.cli import _register, app
+
+    _register()
+    return CliRunner().invoke(app, list(args))
+
+
 def _one_line_error(proc, fragment):
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
@@ -53,10 +63,10 @@ def test_grades_a_predictions_file_into_harness_reports(demo, home, tmp_path):
         {"instance_id": "demo__calc-3", "model_name_or_path": "m", "model_patch": NOT_APPLYING},
     ]))
     out = tmp_path / "eval"
-    proc = run_cli("eval", str(demo), "--predictions", str(preds), "--workers", "2", "--out", str(out),
-                   "--sandbox", "local", "--json")
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)
+    result = cli("eval", str(demo), "--predictions", str(preds), "--workers", "2", "--out", str(out),
+                 "--sandbox", "local", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
     assert summary == json.loads((out / "report.json").read_text()) | {"report": str(out / "report.json")}
     assert summary["submitted_instances"] == 3 and summary["total_instances"] == 3
     assert summary["resolved_ids"] == ["demo__calc-1"]
@@ -121,29 +131,37 @@ def test_replay_run_predictions_are_written_in_both_forms(tmp_path):
 
 
 @pytest.mark.parametrize("content, fragment", [
-    ('[{"instance_id": "demo__calc-1", "model_patch": ""}, {"instance_id": "nope-9", "model_patch": ""}]',
-     "1 prediction(s) for instances not in suite 'demo': 'nope-9'"),
     ('[{"instance_id": "demo__calc-1", "model_patch": ""}, {"instance_id": "demo__calc-1", "model_patch": "x"}]',
      "duplicate instance_id 'demo__calc-1'"),
     ('[{"instance_id": "demo__calc-1", "model_patch": 42}]', "model_patch must be a string or null, not int"),
     ('[{"instance_id": "demo__calc-1", "model_patch": ""', "malformed JSON"),
     ('{"demo__calc-1": {"instance_id": "demo__calc-2", "model_patch": ""}}', "keyed 'demo__calc-1' but"),
+    ('[{"model_patch": ""}]', "instance_id must be a non-empty string"),
+    ('"just a string"', "a prediction must be a JSON object"),
+    ("[]", "no predictions"),
 ])
-def test_bad_predictions_files(demo, home, tmp_path, content, fragment):
+def test_bad_predictions_files(tmp_path, content, fragment):
     preds = tmp_path / "preds.json"
     preds.write_text(content)
-    _one_line_error(run_cli("eval", str(demo), "--predictions", str(preds), "--sandbox", "local"), fragment)
+    with pytest.raises(PredictionsError, match=re.escape(fragment)):
+        read_predictions(preds)
 
 
-def test_bad_jsonl_line_and_missing_file(demo, home, tmp_path):
+def test_unknown_ids_are_named(demo):
+    from expagent.tasks.predictions import check_against_suite
+
+    preds = [Prediction("demo__calc-1", ""), *(Prediction(f"nope-{i}", "") for i in range(5))]
+    with pytest.raises(PredictionsError, match=r"5 prediction\(s\) for instances not in suite 'demo': "
+                                               r"'nope-0', 'nope-1', 'nope-2' and 2 more"):
+        check_against_suite(preds, load_suite(demo))
+
+
+def test_bad_input_on_the_command_line_is_one_line(demo, home, tmp_path):
     preds = tmp_path / "all_preds.jsonl"
+    preds.write_text('{"instance_id": "demo__calc-1", "model_patch": ""}\n{"instance_id": "zzz-1", "model_patch": ""}\n')
+    _one_line_error(run_cli("eval", str(demo), "--predictions", str(preds)), "instances not in suite 'demo': 'zzz-1'")
     preds.write_text('{"instance_id": "demo__calc-1", "model_patch": ""}\n{oops\n')
     _one_line_error(run_cli("eval", str(demo), "--predictions", str(preds)), "all_preds.jsonl:2: malformed JSON")
-    _one_line_error(run_cli("eval", str(demo), "--predictions", str(tmp_path / "none.json")),
-                    "no such predictions file")
-    with pytest.raises(PredictionsError, match="no predictions"):
-        (tmp_path / "empty.json").write_text("[]")
-        read_predictions(tmp_path / "empty.json")
 
 
 @pytest.mark.slow
