@@ -156,3 +156,37 @@ def test_pytest_own_suite_with_swebench_progress_marker_names():
 def test_progress_marker_with_space_is_named_like_swebench():
     # pytest pads the percentage: "[ 50%]" splits into "[" and "50%]"
     assert parsers.parse_pytest("PASSED                                   [ 50%]\n") == {"[": "PASSED"}
+
+
+def test_flask_summary_and_verbose_forms_agree():
+    record = instance("pallets__flask-5014")
+    summary = parsers.parse("pallets/flask", log("flask_rA.log"))
+    verbose = parsers.parse("pallets/flask", log("flask_v.log"))
+    # -rA: "PASSED id" lines; -v: "id PASSED [ 5%]" lines (and a summary holding only the failure)
+    assert summary == verbose
+    assert len(summary) == 60  # "1 failed, 59 passed"
+    assert summary["tests/test_blueprints.py::test_blueprint_prefix_slash[/foo/-//bar-/foo/bar]"] == "PASSED"
+    assert logparse.lookup(summary, record["FAIL_TO_PASS"]) == {"tests/test_blueprints.py::test_empty_name_not_allowed":
+                                                               "FAILED"}
+    assert set(logparse.lookup(verbose, record["PASS_TO_PASS"]).values()) == {"PASSED"}
+    # seaborn's runs use the same reader
+    assert parsers.parse("mwaskom/seaborn", log("flask_v.log")) == verbose
+
+
+def test_requests_parameters_with_escapes_and_percent_signs():
+    text = log("requests_utils_rA.log")
+    results = parsers.parse("psf/requests", text)
+    record = instance("psf__requests-6028")
+    assert set(logparse.lookup(results, record["FAIL_TO_PASS"]).values()) == {"FAILED"}  # at base, with the test patch
+    covered = [n for n in record["PASS_TO_PASS"] if n in results]
+    assert len(covered) >= 20
+    assert any("%25" in n for n in covered) and any("\\x" in n for n in covered)
+    assert set(logparse.lookup(results, covered).values()) == {"PASSED"}
+    # "SKIPPED [10] tests/test_utils.py:731: ..." is a location, not a test
+    assert not any(name.startswith("[") for name in results)
+
+
+def test_pytest_options_shortens_absolute_path_parameters():
+    line = "PASSED pydicom/tests/test_filereader.py::test_read[/tmp/data/CT_small.dcm]\n"
+    assert parsers.parse("pydicom/pydicom", line) == {"pydicom/tests/test_filereader.py::test_read[/CT_small.dcm]":
+                                                      "PASSED"}
