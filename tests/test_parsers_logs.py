@@ -5,8 +5,12 @@ How the logs were made (outside the repository, never committed): Django 4.2.16'
 (the ``fail`` runs with ``floatformat`` broken on purpose, the ``output`` run with the migration
 optimizer writing to stderr); sympy at the base commit of sympy__sympy-23534 with its test patch
 (``base``), then with the gold patch and ``Contains.binary_symbols`` broken on purpose (``gold``),
-``bin/test -C --verbose``; pytest's own ``testing/test_capture.py`` with ``-rA``; flask at the base
-of pallets__flask-5014 with its test patch, ``-rA`` and ``-v``. Machine paths were replaced by ``/src/``.
+``bin/test -C --verbose``; pytest's own ``testing/test_capture.py`` with ``-rA``; at the base commits of
+SWE-bench instances with their test patches applied (so FAIL_TO_PASS tests fail): flask (pallets__flask-5014,
+``-rA`` and ``-v``), requests (psf__requests-6028, ``-rA``), seaborn (mwaskom__seaborn-3187, ``--no-header -rA``),
+sphinx (sphinx-doc__sphinx-11510: the command its tox.ini runs, ``pytest -rA --durations 25`` with
+``PYTEST_ADDOPTS=--color yes``, so the output is coloured as under tox). Summary sections were cut to the lines
+the tests read (marked ``[...]``); machine paths were replaced by ``/src/``.
 
 Where a log covers a SWE-bench instance, every FAIL_TO_PASS and PASS_TO_PASS name of that instance
 from ``../shared/data/swe-verified-dev-407.jsonl`` is looked up as the grader does.
@@ -190,3 +194,26 @@ def test_pytest_options_shortens_absolute_path_parameters():
     line = "PASSED pydicom/tests/test_filereader.py::test_read[/tmp/data/CT_small.dcm]\n"
     assert parsers.parse("pydicom/pydicom", line) == {"pydicom/tests/test_filereader.py::test_read[/CT_small.dcm]":
                                                       "PASSED"}
+
+
+def test_seaborn_no_header_summary():
+    record = instance("mwaskom__seaborn-3187")
+    results = parsers.parse("mwaskom/seaborn", log("seaborn_plot_rA.log"))
+    f2p = logparse.lookup(results, record["FAIL_TO_PASS"])
+    assert f2p["tests/_core/test_plot.py::TestLegend::test_legend_has_no_offset"] == "FAILED"
+    assert f2p["tests/test_relational.py::TestRelationalPlotter::test_legend_has_no_offset"] == logparse.MISSING
+    covered = [n for n in record["PASS_TO_PASS"] if n in results]
+    assert len(covered) >= 40 and set(logparse.lookup(results, covered).values()) == {"PASSED"}
+    assert results["tests/_core/test_plot.py::TestScaling::test_undefined_variable_raises"] == "XFAIL"
+
+
+def test_sphinx_coloured_summary():
+    record = instance("sphinx-doc__sphinx-11510")
+    text = log("sphinx_color_rA.log")
+    assert "\x1b[1mtest_toctree\x1b[0m" in text  # pytest --color yes puts the test name in bold
+    results = parsers.parse("sphinx-doc/sphinx", text)
+    assert set(logparse.lookup(results, record["FAIL_TO_PASS"]).values()) == {"FAILED"}
+    assert set(logparse.lookup(results, record["PASS_TO_PASS"]).values()) == {"PASSED"}
+    assert len(results) == 9
+    # without the colour stripping the names would carry escape codes
+    assert not set(parsers.parse_pytest(text)) & set(record["PASS_TO_PASS"])
