@@ -7,7 +7,7 @@ optimizer writing to stderr); sympy at the base commit of sympy__sympy-23534 wit
 (``base``), then with the gold patch and ``Contains.binary_symbols`` broken on purpose (``gold``),
 ``bin/test -C --verbose``; pytest's own ``testing/test_capture.py`` with ``-rA``; at the base commits of
 SWE-bench instances with their test patches applied (so FAIL_TO_PASS tests fail): flask (pallets__flask-5014,
-``-rA`` and ``-v``), requests (psf__requests-6028, ``-rA``), seaborn (mwaskom__seaborn-3187, ``--no-header -rA``),
+``-rA`` and ``-v``), requests (psf__requests-6028, ``-rA``), xarray (pydata__xarray-7393, ``-rA``), seaborn (mwaskom__seaborn-3187, ``--no-header -rA``),
 sphinx (sphinx-doc__sphinx-11510: the command its tox.ini runs, ``pytest -rA --durations 25`` with
 ``PYTEST_ADDOPTS=--color yes``, so the output is coloured as under tox). Summary sections were cut to the lines
 the tests read (marked ``[...]``); machine paths were replaced by ``/src/``.
@@ -217,3 +217,16 @@ def test_sphinx_coloured_summary():
     assert len(results) == 9
     # without the colour stripping the names would carry escape codes
     assert not set(parsers.parse_pytest(text)) & set(record["PASS_TO_PASS"])
+
+
+def test_xarray_summary():
+    record = instance("pydata__xarray-7393")
+    results = parsers.parse("pydata/xarray", log("xarray_indexes_rA.log"))
+    assert set(logparse.lookup(results, record["FAIL_TO_PASS"]).values()) == {"FAILED"}
+    p2p = logparse.lookup(results, record["PASS_TO_PASS"])
+    # this capture's environment lacked cftime: those two were skipped, reported by location only, so not found
+    needs_cftime = {"xarray/tests/test_indexes.py::test_safe_cast_to_index_cftimeindex",
+                    "xarray/tests/test_indexes.py::test_safe_cast_to_index_datetime_datetime"}
+    assert {n for n, s in p2p.items() if s != "PASSED"} == needs_cftime
+    assert {p2p[n] for n in needs_cftime} == {logparse.MISSING}
+    assert len(results) == 71  # "2 failed, 69 passed, 2 skipped"

@@ -133,3 +133,10 @@ def test_split_is_refused_for_a_plain_file(rows, tmp_path):
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(SuiteError, match="--split applies to datasets only"):
         load_suite(jsonl, split="test")
+
+
+def test_a_mistyped_suite_path_is_not_taken_for_a_dataset(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "swe_tasks").mkdir()
+    with pytest.raises(SuiteError, match="no such suite: swe_tasks/typo"):
+        load_suite("swe_tasks/typo")

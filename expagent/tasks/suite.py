@@ -374,8 +374,10 @@ _DATASET_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 def is_dataset_name(spec: str | Path) -> bool:
     """``owner/name`` that is not a path here and has no file suffix: a datasets-library name."""
     text = str(spec)
-    return (not Path(text).expanduser().exists() and bool(_DATASET_NAME.fullmatch(text))
-            and not text.endswith((".jsonl", ".json", ".parquet", ".toml")))
+    if not _DATASET_NAME.fullmatch(text) or text.endswith((".jsonl", ".json", ".parquet", ".toml")):
+        return False
+    # "swe_tasks/typo" is a missing path, not a dataset: its first part is a directory here
+    return not Path(text).expanduser().exists() and not Path(text.split("/")[0]).is_dir()
 
 
 def find_suite_path(spec: str | Path) -> Path:
@@ -476,7 +478,7 @@ def _dataset_rows(dataset, origin: str) -> list[tuple[str, Any]]:
 
 
 def _dataset_suite(name: str, split: str) -> Suite:
-    datasets = _import_datasets(f"loading the dataset {name}")
+    datasets = _import_datasets(f"no such suite {name}; as a dataset name it")
     try:
         dataset = datasets.load_dataset(name, split=split)
     except ValueError as exc:  # an unknown split
