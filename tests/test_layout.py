@@ -100,14 +100,17 @@ def _environ_writes(tree: ast.AST) -> list[int]:
 
 
 def test_no_module_rewrites_the_process_environment():
-    """Settings travel as values (``paths.using_home``, ``Settings``), never through os.environ. The one exception:
-    litellm reads LITELLM_LOCAL_MODEL_COST_MAP when it is imported, so ``import_litellm`` defaults it, once."""
+    """Settings travel as values (``paths.using_home``, ``Settings``), never through os.environ. The exceptions are
+    libraries that read a switch only when they are imported: litellm's LITELLM_LOCAL_MODEL_COST_MAP
+    (``import_litellm`` defaults it) and the datasets/hub offline switches (``suite._import_datasets``)."""
     assert _environ_writes(ast.parse("import os\nos.environ['X'] = '1'\nos.environ.pop('Y')\n")) == [2, 3]
     offenders = {str(p.relative_to(PACKAGE.parent)): lines for p in PACKAGE.rglob("*.py")
                  if (lines := _environ_writes(ast.parse(p.read_text(encoding="utf-8"))))}
     allowed = PACKAGE / "models" / "litellm_model.py"
-    assert list(offenders) == ["expagent/models/litellm_model.py"] and len(offenders[list(offenders)[0]]) == 1
+    assert sorted(offenders) == ["expagent/models/litellm_model.py", "expagent/tasks/suite.py"]
+    assert len(offenders["expagent/models/litellm_model.py"]) == 1 and len(offenders["expagent/tasks/suite.py"]) == 2
     assert 'os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP"' in allowed.read_text()
+    assert 'os.environ.setdefault("HF_DATASETS_OFFLINE", "1")' in (PACKAGE / "tasks" / "suite.py").read_text()
 
 
 def test_every_store_opening_goes_through_open_store():
