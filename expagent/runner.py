@@ -106,6 +106,8 @@ def run_agent(
                                   tool_schemas=toolbox.schemas(), repo_map=repo_map, experience=experience)
         agent = Agent(model, sandbox, toolbox, writer, limits_from(settings), on_event)
         result = agent.run(messages)
+        if result.patch_secrets:
+            (notice or print)(f"warning: the patch held secrets ({', '.join(result.patch_secrets)}); they were redacted")
         if after_run is not None:
             outcome = after_run(sandbox, result)
             if outcome is not None:

@@ -83,4 +83,4 @@ def make_sandbox(
     from expagent.sandbox.local import LocalSandbox
 
     return LocalSandbox(repo_path, base_commit=base_commit, setup=setup, warn=notice, ro_paths=ro_paths,
-                        command_prefix=command_prefix)
+                        command_prefix=command_prefix, settings=settings)

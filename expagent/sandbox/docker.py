@@ -29,6 +29,7 @@ from typing import Any
 from expagent.config import Settings
 from expagent.errors import SandboxError, SandboxUnavailable
 from expagent.sandbox import images
+from expagent.redact import redactor
 from expagent.sandbox.base import CommandResult, Sandbox
 from expagent.sandbox.docker_client import (  # noqa: F401  (docker_available, connect: the public entry points)
     connect,
@@ -279,7 +280,7 @@ class DockerSandbox(Sandbox):
             oom = self._oom_happened()
         if timed_out or oom:
             code = -1
-        text = output.text()
+        text = redactor().redact(output.text())
         if timed_out:
             text += f"\n[command timed out after {seconds}s and was killed]"
         elif oom:
