@@ -119,6 +119,11 @@ class Redactor:
                 kinds.append(kind)
         return kinds
 
+    def scrub(self, text: str) -> tuple[str, list[str]]:
+        """``text`` redacted, and the kinds of secrets that were in it (empty: nothing was changed)."""
+        kinds = self.findings(text) if text else []
+        return (self.redact(text) if kinds else text), kinds
+
     def redact(self, text: str) -> str:
         if not text:
             return text

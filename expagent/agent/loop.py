@@ -190,9 +190,8 @@ class Agent:
         except Exception as exc:  # the run's status says what went wrong; the patch is best effort
             error = error or f"could not extract the patch: {exc}"
         # a secret the agent wrote into the repository is reported and redacted, never kept in the patch
-        secrets = redactor().findings(patch)
-        if secrets:
-            patch = redactor().redact(patch)
+        patch, secrets = redactor().scrub(patch)
+        secrets = list(dict.fromkeys([*getattr(self.sandbox, "patch_secrets", []), *secrets]))
         result = AgentResult(status, patch, self.steps, self.prompt_tokens, self.completion_tokens, self.cost,
                              round(time.monotonic() - self.started, 3), error, secrets)
         totals = {k: v for k, v in asdict(result).items() if k not in ("patch", "exit_status", "error", "patch_secrets")}

@@ -7,7 +7,7 @@ commands only through it; the user's own working tree is never touched.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -17,6 +17,7 @@ class CommandResult:
     duration: float  # seconds
     timed_out: bool = False
     oom_killed: bool = False  # the container (or process) was killed by the memory limit
+    redacted: list[str] = field(default_factory=list)  # kinds of secrets removed from the output (expagent.redact)
 
 
 class Sandbox(abc.ABC):
@@ -32,6 +33,8 @@ class Sandbox(abc.ABC):
     workdir: str
     #: the commit the copy was made from; ``diff()`` is taken against it
     base_commit: str
+    #: kinds of secrets the last ``diff()`` held (they are redacted in what it returned)
+    patch_secrets: list[str] = []
 
     @abc.abstractmethod
     def start(self) -> None:
@@ -65,6 +68,7 @@ class Sandbox(abc.ABC):
         )
         if result.exit_code != 0:
             raise RuntimeError(f"git diff failed in sandbox: {result.output[-500:]}")
+        self.patch_secrets = list(result.redacted)
         return result.output
 
     def __enter__(self) -> "Sandbox":

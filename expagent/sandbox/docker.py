@@ -280,12 +280,13 @@ class DockerSandbox(Sandbox):
             oom = self._oom_happened()
         if timed_out or oom:
             code = -1
-        text = redactor().redact(output.text())
+        text, redacted = redactor().scrub(output.text())
         if timed_out:
             text += f"\n[command timed out after {seconds}s and was killed]"
         elif oom:
             text += f"\n[command killed: out of memory (limit {self.settings.docker_memory})]"
-        return CommandResult(output=text, exit_code=code, duration=duration, timed_out=timed_out, oom_killed=oom)
+        return CommandResult(output=text, exit_code=code, duration=duration, timed_out=timed_out, oom_killed=oom,
+                             redacted=redacted)
 
     def _dead_container_result(self, exc: Exception, started: float, output: str = "") -> CommandResult:
         """The exec failed: if the container died of OOM say so, otherwise it is a sandbox error."""

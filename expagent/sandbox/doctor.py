@@ -72,7 +72,7 @@ def _bwrap_probe(path: str, *flags: str) -> subprocess.CompletedProcess:
 
 def local_checks() -> list[dict[str, str]]:
     """The protections of the local sandbox on this machine: which are active, which are missing."""
-    from expagent.sandbox.local import CgroupV2, Limits
+    from expagent.sandbox.local import CgroupSupport, Limits
 
     checks = []
     path = shutil.which("bwrap")
@@ -100,31 +100,31 @@ def local_checks() -> list[dict[str, str]]:
     checks.append(_check("rlimits", "ok", f"per command: address space {limits.memory // 1024 ** 2} MB per process "
                          f"(docker_memory), processes {limits.pids} (docker_pids, with bubblewrap), file size "
                          f"{limits.file_size // 1024 ** 2} MB, CPU time"))
-    parent = CgroupV2.parent()
-    if parent is not None:
-        controllers = (parent / "cgroup.subtree_control").read_text().split()
-        checks.append(_check("cgroups v2", "ok", f"delegated at {parent} (controllers: {', '.join(controllers)}): "
-                             "memory and pids limited per sandbox, out-of-memory kills counted"))
+    support = CgroupSupport.detect()
+    if support is not None:
+        where = ", ".join(f"{c} at {d}" for c, d in support.dirs.items())
+        checks.append(_check("cgroups", "ok", f"cgroups {support.version}, writable ({where}): memory (no swap) and "
+                             "processes limited per sandbox, out-of-memory kills counted"))
     else:
-        checks.append(_check("cgroups v2", "warn", cgroup_gap(),
+        checks.append(_check("cgroups", "warn", cgroup_gap(),
                              "run expagent inside a delegated cgroup (e.g. systemd-run --user --scope -p Delegate=yes) "
                              "or use Docker"))
     return checks
 
 
 def cgroup_gap() -> str:
-    """Why no cgroup can be had here (cgroups v1, or v2 without delegation), as one phrase."""
+    """Why no cgroup can be had here (v1 not writable, or v2 without delegation), as one phrase."""
     from pathlib import Path
 
     root = Path("/sys/fs/cgroup")
     if not (root / "cgroup.controllers").is_file():
         v1 = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-        kind = f"cgroups v1 ({', '.join(v1)})" if v1 else "no cgroup file system"
+        kind = f"cgroups v1 ({', '.join(v1)}) not writable by this user" if v1 else "no cgroup file system"
     else:
         kind = (f"cgroups v2 (controllers: {(root / 'cgroup.controllers').read_text().strip()}) but this process's "
                 "group is not writable or does not delegate memory and pids")
-    return (f"{kind}: memory is limited per process (RLIMIT_AS), not per sandbox, and out-of-memory is recognised "
-            "from the command's output")
+    return (f"{kind}: memory is limited per process (RLIMIT_AS), not per sandbox, out-of-memory is recognised "
+            "from the command's output, and processes only by RLIMIT_NPROC (which does not bind root)")
 
 
 def _tool_check(tool: str, purpose: str, package: str) -> dict[str, str]:

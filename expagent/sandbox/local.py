@@ -105,10 +105,10 @@ class Limits:
         return cls(memory=parse_size(settings.docker_memory), pids=int(settings.docker_pids) or None,
                    cpu_per_timeout_second=max(1.0, float(settings.docker_cpus or 1.0)))
 
-    def ulimit_script(self, timeout: float | None, with_pids: bool) -> str:
+    def ulimit_script(self, timeout: float | None, with_pids: bool, with_memory: bool = True) -> str:
         """bash ``ulimit`` commands (soft and hard) for these limits, run inside the sandbox before the command."""
         parts = []
-        if self.memory:
+        if self.memory and with_memory:
             parts.append(f"-v {self.memory // 1024}")
         if self.file_size:
             parts.append(f"-f {self.file_size // 1024}")
@@ -119,58 +119,100 @@ class Limits:
         return "".join(f"ulimit {p} || exit 125\n" for p in parts)
 
 
-class CgroupV2:
-    """A delegated cgroup v2 group for one sandbox (memory.max, memory.swap.max = 0, pids.max), if the
-    machine offers one: the unified hierarchy, this process's cgroup writable, memory and pids enabled
-    for its children. ``create`` returns None otherwise (the rlimits still apply)."""
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
-    def __init__(self, path: Path):
-        self.path = path
-        self._oom_seen = self.oom_kills()
 
-    @staticmethod
-    def parent() -> Path | None:
-        root = Path("/sys/fs/cgroup")
-        if not (root / "cgroup.controllers").is_file():
-            return None  # cgroups v1 or hybrid: not used
-        try:
-            line = next(l for l in Path("/proc/self/cgroup").read_text().splitlines() if l.startswith("0::"))
-        except (OSError, StopIteration):
-            return None
-        own = root / line[3:].lstrip("/")
-        try:
-            enabled = (own / "cgroup.subtree_control").read_text().split()
-        except OSError:
-            return None
-        if not {"memory", "pids"} <= set(enabled) or not os.access(own, os.W_OK):
-            return None
-        return own
+def _own_cgroups() -> dict[str, str]:
+    """This process's cgroup paths: {"": path} for the unified (v2) hierarchy, {controller: path} for v1."""
+    paths: dict[str, str] = {}
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return paths
+    for line in lines:
+        _id, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        for controller in controllers.split(",") if controllers else [""]:
+            paths[controller] = path.lstrip("/")
+    return paths
+
+
+@dataclass(frozen=True)
+class CgroupSupport:
+    """Where a sandbox's group can be made: the unified hierarchy (v2) with memory and pids delegated to this
+    process's group, or (v1, e.g. as root) writable memory and pids hierarchies. ``dirs``: controller -> parent."""
+
+    version: str  # "v2" | "v1"
+    dirs: dict
 
     @classmethod
-    def create(cls, limits: Limits) -> "CgroupV2 | None":
-        parent = cls.parent()
-        if parent is None:
-            return None
-        path = parent / f"expagent-{uuid.uuid4().hex[:12]}"
-        try:
-            path.mkdir()
-            if limits.memory:
-                (path / "memory.max").write_text(str(limits.memory))
-                if (path / "memory.swap.max").exists():
-                    (path / "memory.swap.max").write_text("0")
-            if limits.pids:
-                (path / "pids.max").write_text(str(limits.pids))
-            return cls(path)
-        except OSError:
+    def detect(cls) -> "CgroupSupport | None":
+        own = _own_cgroups()
+        if (CGROUP_ROOT / "cgroup.controllers").is_file() and "" in own:
+            parent = CGROUP_ROOT / own[""]
             try:
-                path.rmdir()
+                enabled = set((parent / "cgroup.subtree_control").read_text().split())
             except OSError:
-                pass
+                return None
+            if {"memory", "pids"} <= enabled and os.access(parent, os.W_OK):
+                return cls("v2", {"memory": parent, "pids": parent})
+            return None
+        dirs = {c: CGROUP_ROOT / c / own[c] for c in ("memory", "pids") if c in own}
+        if len(dirs) == 2 and all(d.is_dir() and os.access(d, os.W_OK) for d in dirs.values()):
+            return cls("v1", dirs)
+        return None
+
+
+class SandboxCgroup:
+    """The cgroup(s) of one sandbox: memory without swap and a pids limit for all its processes together, and
+    a count of out-of-memory kills. ``create`` returns None where the machine offers none (rlimits still apply)."""
+
+    def __init__(self, support: CgroupSupport, paths: list[Path]):
+        self.support, self.paths = support, paths
+        self.memory_dir = paths[0]
+        self._oom_seen = self.oom_kills()
+
+    @classmethod
+    def create(cls, limits: Limits) -> "SandboxCgroup | None":
+        support = CgroupSupport.detect()
+        if support is None:
+            return None
+        name = f"expagent-{uuid.uuid4().hex[:12]}"
+        made: list[Path] = []
+        try:
+            for controller in ("memory", "pids"):
+                path = support.dirs[controller] / name
+                if path not in made:
+                    path.mkdir()
+                    made.append(path)
+            memory, pids = support.dirs["memory"] / name, support.dirs["pids"] / name
+            if support.version == "v2":
+                values = {"memory.max": limits.memory, "memory.swap.max": 0 if limits.memory else None,
+                          "pids.max": limits.pids}
+                targets = {k: memory for k in values}
+            else:
+                values = {"memory.limit_in_bytes": limits.memory, "memory.memsw.limit_in_bytes": limits.memory,
+                          "pids.max": limits.pids}
+                targets = {"memory.limit_in_bytes": memory, "memory.memsw.limit_in_bytes": memory, "pids.max": pids}
+            for key, value in values.items():
+                if value is not None and (targets[key] / key).exists():
+                    (targets[key] / key).write_text(str(value))
+            return cls(support, made)
+        except OSError:
+            for path in made:
+                try:
+                    path.rmdir()
+                except OSError:
+                    pass
             return None
 
+    def join_files(self) -> list[Path]:
+        return [path / "cgroup.procs" for path in self.paths]
+
     def oom_kills(self) -> int:
+        name = "memory.events" if self.support.version == "v2" else "memory.oom_control"
         try:
-            for line in (self.path / "memory.events").read_text().splitlines():
+            for line in (self.memory_dir / name).read_text().splitlines():
                 if line.startswith("oom_kill "):
                     return int(line.split()[1])
         except (OSError, ValueError):
@@ -183,17 +225,15 @@ class CgroupV2:
         return happened
 
     def close(self) -> None:
-        try:
-            for pid in (self.path / "cgroup.procs").read_text().split():
-                os.kill(int(pid), signal.SIGKILL)
-        except (OSError, ValueError):
-            pass
-        for _ in range(50):
-            try:
-                self.path.rmdir()
-                return
-            except OSError:
-                time.sleep(0.02)
+        for path in self.paths:
+            for _ in range(50):
+                try:
+                    for pid in (path / "cgroup.procs").read_text().split():
+                        os.kill(int(pid), signal.SIGKILL)
+                    path.rmdir()
+                    break
+                except (OSError, ValueError):
+                    time.sleep(0.02)
 
 
 def _venv_roots(directory: Path) -> list[Path]:
@@ -261,7 +301,7 @@ class LocalSandbox(Sandbox):
         self._warn = warn or (lambda msg: print(msg, file=sys.stderr))
         self.root: Path | None = None
         self.workdir = ""
-        self.cgroup: CgroupV2 | None = None
+        self.cgroup: SandboxCgroup | None = None
         self._view: list[str] = []  # the bwrap arguments of the host view, computed once per sandbox
         self._redactor = redactor()
 
@@ -290,7 +330,7 @@ class LocalSandbox(Sandbox):
         self.workdir = str(repo)
         if self._bwrap:
             self._view = self._host_view()
-        self.cgroup = CgroupV2.create(self.limits) if self.limits.memory or self.limits.pids else None
+        self.cgroup = SandboxCgroup.create(self.limits) if self.limits.memory or self.limits.pids else None
         self._say_missing_protections()
         # set-up commands may install dependencies: like Docker's set-up images, they run with the network on
         network, self.network = self.network, True
@@ -314,7 +354,8 @@ class LocalSandbox(Sandbox):
             gaps.append("no bubblewrap: commands can read your files, reach host sockets and the network, and are "
                         "not limited in processes")
         if self.cgroup is None and (self.limits.memory or self.limits.pids):
-            gaps.append("no delegated cgroup v2: memory is limited per process (RLIMIT_AS), not per sandbox")
+            gaps.append("no cgroup to delegate (see doctor): memory is limited per process (RLIMIT_AS), not per sandbox, "
+                        "and processes only by RLIMIT_NPROC (which does not bind root)")
         if gaps:
             level = "warning" if not self._bwrap else "notice"
             self._warn(f"{level}: local sandbox: {'; '.join(gaps)} (see 'expagent sandbox doctor')")
@@ -369,7 +410,9 @@ class LocalSandbox(Sandbox):
         return args
 
     def _argv(self, command: str, cwd: str, timeout: float | None) -> list[str]:
-        script = self.limits.ulimit_script(timeout, with_pids=bool(self._bwrap)) + command
+        # with a cgroup, memory is limited for the whole sandbox (a real out-of-memory kill), not per process
+        script = self.limits.ulimit_script(timeout, with_pids=bool(self._bwrap), with_memory=self.cgroup is None)
+        script += command
         if not self._bwrap:
             return ["bash", "-c", script]
         argv = [
@@ -386,8 +429,8 @@ class LocalSandbox(Sandbox):
         ]
         if self.cgroup is not None:
             # enter the sandbox's cgroup, then become bwrap (one small shell, only where cgroups are delegated)
-            procs = shlex.quote(str(self.cgroup.path / "cgroup.procs"))
-            return ["sh", "-c", f'echo $$ > {procs} && exec "$@"', "sh", *argv]
+            join = " && ".join(f"echo $$ > {shlex.quote(str(f))}" for f in self.cgroup.join_files())
+            return ["sh", "-c", f'{join} && exec "$@"', "sh", *argv]
         return argv
 
     def _env(self, token: str) -> dict[str, str]:
@@ -437,7 +480,7 @@ class LocalSandbox(Sandbox):
             self._kill(proc, token)
             proc.communicate()
             raise
-        text = self._redactor.redact(out.decode("utf-8", errors="replace"))
+        text, redacted = self._redactor.scrub(out.decode("utf-8", errors="replace"))
         code = -1 if timed_out else proc.returncode
         oom = not timed_out and self._out_of_memory(code, text)
         if timed_out:
@@ -446,7 +489,7 @@ class LocalSandbox(Sandbox):
             code = -1
             text += f"\n[command killed: out of memory (limit {(self.limits.memory or 0) // 1024 ** 2} MB)]"
         return CommandResult(output=text, exit_code=code, duration=time.monotonic() - started,
-                             timed_out=timed_out, oom_killed=oom)
+                             timed_out=timed_out, oom_killed=oom, redacted=redacted)
 
     def _out_of_memory(self, code: int, output: str) -> bool:
         if self.cgroup is not None:
