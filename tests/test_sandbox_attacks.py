@@ -250,3 +250,41 @@ def test_secrets_never_reach_an_artifact(repo, sandbox_kind, tmp_path, isolated_
     for stream in (proc.stdout, proc.stderr):
         for secret in secrets:
             assert secret not in stream
+
+
+def test_without_bubblewrap_the_environment_is_still_an_allowlist_and_escapees_still_die(repo, monkeypatch):
+    from expagent.sandbox.local import LocalSandbox
+
+    for name, value in FAKE.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SOME_HARMLESS_SETTING", "visible-only-by-allowlist")
+    with LocalSandbox(repo, isolate=False, warn=lambda _m: None) as sb:
+        env = sb.run("env", timeout=30).output
+        assert not any(name in env for name in [*FAKE, "SOME_HARMLESS_SETTING"]), env
+        assert f"HOME={sb.root / 'home'}" in env and f"TMPDIR={sb.root / 'tmp'}" in env
+        started = time.monotonic()
+        result = sb.run("setsid bash -c 'sleep 3; echo escaped > escaped.txt' & sleep 60", timeout=1)
+        assert result.timed_out and time.monotonic() - started < 3
+        time.sleep(max(0.0, started + 4 - time.monotonic()))
+        assert not (Path(sb.workdir) / "escaped.txt").exists()
+
+
+def test_missing_protections_are_said_once_in_one_line(repo, monkeypatch):
+    import expagent.sandbox.local as local
+
+    monkeypatch.setattr(local, "_warned_gaps", False)
+    monkeypatch.setattr(local.CgroupSupport, "detect", classmethod(lambda cls: None))
+    said = []
+    for _ in range(2):
+        with local.LocalSandbox(repo, isolate=False, warn=said.append):
+            pass
+    assert len(said) == 1 and "\n" not in said[0]
+    assert "no bubblewrap" in said[0] and "RLIMIT_AS" in said[0] and "sandbox doctor" in said[0]
+
+
+def test_doctor_names_each_local_protection():
+    proc = run_cli("sandbox", "doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert {"bubblewrap", "network namespace", "rlimits", "cgroups"} <= set(checks)
+    assert checks["bubblewrap"]["status"] == "ok" and "bubblewrap 0." in checks["bubblewrap"]["detail"]
+    assert checks["cgroups"]["status"] in ("ok", "warn") and checks["cgroups"]["detail"]

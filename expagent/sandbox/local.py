@@ -24,6 +24,7 @@ sockets, network and processes are NOT protected (a one-line warning says so).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -67,15 +68,28 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
-def git_head(repo: str | os.PathLike) -> str:
+def source_repo(repo: Path) -> tuple[str, list[Path]]:
+    """The HEAD commit of ``repo`` and its object directories (with those its alternates name), in one git call."""
     proc = subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "--verify", "HEAD^{commit}"],
+        ["git", "-C", str(repo), "rev-parse", "--git-path", "objects", "--verify", "HEAD^{commit}"],
         capture_output=True,
         text=True,
     )
     if proc.returncode != 0:
         raise SandboxError(f"{repo} has no commit to copy (git: {proc.stderr.strip() or 'no HEAD'})")
-    return proc.stdout.strip()
+    objects, head = proc.stdout.split()
+    pending, dirs = [repo / objects], []
+    while pending:
+        directory = pending.pop().resolve()
+        if directory in dirs or not directory.is_dir():
+            continue
+        dirs.append(directory)
+        try:
+            lines = (directory / "info" / "alternates").read_text().splitlines()
+        except OSError:
+            continue
+        pending += [directory / line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    return head, dirs
 
 
 def parse_size(text: str | int | None) -> int | None:
@@ -236,6 +250,42 @@ class SandboxCgroup:
                     time.sleep(0.02)
 
 
+def etc_view() -> Path:
+    """The allowed part of /etc, copied into a cache directory: one mount instead of dozens (~1 ms each, every
+    command). Keyed by the entries' sizes, modes and times (a directory's time changes when an entry is added or
+    removed), so a changed /etc gets a new copy; built once per machine and expagent home."""
+    from expagent import paths
+
+    present, stamp = [], hashlib.sha256()
+    for name in ETC_ALLOWLIST:
+        try:
+            info = (Path("/etc") / name).lstat()
+        except OSError:
+            continue
+        present.append(name)
+        stamp.update(f"{name}:{info.st_size}:{info.st_mtime_ns}:{info.st_mode};".encode())
+    target = paths.cache_dir() / "sandbox-etc" / stamp.hexdigest()[:16]
+    if not target.is_dir():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".build-"))
+        for name in present:
+            source = Path("/etc") / name
+            try:
+                if source.is_dir() and not source.is_symlink():
+                    # never a private key (/etc/ssl/private holds the host's TLS keys)
+                    shutil.copytree(source, staging / name, symlinks=True,
+                                    ignore=shutil.ignore_patterns("private", "*.key", "*.pem.key"))
+                else:
+                    shutil.copy2(source, staging / name, follow_symlinks=False)
+            except (OSError, shutil.Error):  # unreadable: the sandbox goes without it
+                continue
+        try:
+            staging.rename(target)
+        except OSError:  # another process made it meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def _venv_roots(directory: Path) -> list[Path]:
     """A virtualenv holding ``directory`` (its bin/ or itself) and the Python installation it points to."""
     for candidate in (directory, directory.parent):
@@ -303,23 +353,25 @@ class LocalSandbox(Sandbox):
         self.workdir = ""
         self.cgroup: SandboxCgroup | None = None
         self._view: list[str] = []  # the bwrap arguments of the host view, computed once per sandbox
+        self._objects: list[Path] = []  # the user's object directories the clone borrows (read-only)
         self._redactor = redactor()
 
     # -- life cycle -------------------------------------------------------
     def start(self) -> None:
         if self.root is not None:
             return
-        source_head = git_head(self.repo_path)
+        source_head, self._objects = source_repo(self.repo_path)
         self.base_commit = self.base_commit or source_head
         self.root = Path(tempfile.mkdtemp(prefix="expagent-sb-"))
         repo = self.root / "repo"
         for name in ("home", "tmp"):
             (self.root / name).mkdir()
         try:
-            # a clone holds the committed state only: the user's uncommitted changes never reach the agent,
-            # and nothing the agent does can reach the user's working tree (no hard links to its objects)
+            # a clone holds the committed state only: the user's uncommitted changes never reach the agent, and
+            # nothing the agent does can reach the user's working tree. It borrows the user's objects (--shared:
+            # nothing copied, read-only inside the sandbox) instead of hard-linking them (writable through a link)
             head = self.base_commit == source_head
-            self._git("clone", "--quiet", *([] if head else ["--no-checkout"]), "--no-hardlinks",
+            self._git("clone", "--quiet", *([] if head else ["--no-checkout"]), "--shared",
                       "--config", "user.name=expagent", "--config", "user.email=expagent@localhost",
                       str(self.repo_path), str(repo))
             if not head:  # one process less when the copy is of HEAD (the usual case for `fix`)
@@ -384,29 +436,12 @@ class LocalSandbox(Sandbox):
                 args += ["--symlink", os.readlink(directory), directory]
             elif os.path.isdir(directory):
                 args += ["--ro-bind", directory, directory]
-        # the allowed part of /etc, copied once into the sandbox: one mount instead of dozens (~1 ms each)
-        etc = self.root / "etc"
-        etc.mkdir()
-        subdirs = []
-        for name in ETC_ALLOWLIST:
-            path = Path("/etc") / name
-            if path.is_dir() and not path.is_symlink():
-                subdirs.append(name)  # directories of many small files: bound (copying them costs more)
-                (etc / name).mkdir()
-                continue
-            try:
-                if os.path.lexists(path):
-                    shutil.copy2(path, etc / name, follow_symlinks=False)
-            except OSError:  # unreadable: the sandbox goes without it
-                continue
-        args += ["--ro-bind", str(etc), "/etc"]
-        for name in subdirs:
-            args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
-        args += ["--dev", "/dev", "--proc", "/proc", "--bind", str(self.root / "tmp"), "/tmp"]
-        for path in interpreter_paths(os.environ.get("PATH", ""), self.ro_paths):
+        args += ["--ro-bind", str(etc_view()), "/etc", "--dev", "/dev", "--proc", "/proc",
+                 "--bind", str(self.root / "tmp"), "/tmp"]
+        for path in [*interpreter_paths(os.environ.get("PATH", ""), self.ro_paths), *self._objects]:
             args += ["--ro-bind", str(path), str(path)]
-        args += ["--bind", str(self.root / "repo"), str(self.root / "repo"),
-                 "--bind", str(self.root / "home"), str(self.root / "home")]
+        # the sandbox's directory (the copy and its HOME; its tmp is also seen there, as the same directory)
+        args += ["--bind", str(self.root), str(self.root)]
         return args
 
     def _argv(self, command: str, cwd: str, timeout: float | None) -> list[str]:
