@@ -88,6 +88,10 @@ def raw_docker_exec(sandbox, n: int) -> dict[str, float]:
 
 
 def measure(factory, repeats: int, commands: int, baseline: float) -> dict:
+    return summarize_samples(measure_samples(factory, repeats, commands), baseline)
+
+
+def measure_samples(factory, repeats: int, commands: int) -> dict:
     ready, close, per_command = [], [], []
     raw = None
     for attempt in range(repeats):
@@ -108,14 +112,42 @@ def measure(factory, repeats: int, commands: int, baseline: float) -> dict:
             t0 = time.perf_counter()
             sandbox.close()
             close.append(time.perf_counter() - t0)
-    overhead_ms = [max(0.0, (s - baseline) * 1000) for s in per_command]
+    return {"ready": ready, "close": close, "per_command": per_command, "raw": raw}
+
+
+def summarize_samples(samples: dict, baseline: float) -> dict:
+    overhead_ms = [max(0.0, (s - baseline) * 1000) for s in samples["per_command"]]
     return {
-        "ready_s": summarize(ready),
-        "close_s": summarize(close),
-        "command_wall_ms": summarize([s * 1000 for s in per_command]),
+        "ready_s": summarize(samples["ready"]),
+        "close_s": summarize(samples["close"]),
+        "command_wall_ms": summarize([s * 1000 for s in samples["per_command"]]),
         "command_overhead_ms": summarize(overhead_ms),
-        **({"raw_docker_exec_true_ms": raw} if raw else {}),
+        **({"raw_docker_exec_true_ms": samples["raw"]} if samples["raw"] else {}),
     }
+
+
+def local_samples_of(code: Path, files: int, repeats: int, commands: int) -> dict:
+    """Samples of the local backend of the expagent code in ``code``, taken in a subprocess of this script."""
+    child = subprocess.run(
+        [sys.executable, __file__, "--emit-local-json", "--code", str(code), "--files", str(files),
+         "--repeats", str(repeats), "--commands", str(commands)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(code.resolve())},
+    )
+    if child.returncode != 0:
+        raise SystemExit(f"measuring {code} failed: {child.stderr.strip()[-500:]}")
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def compare_local(before: Path, after: Path, files: int, repeats: int, commands: int, baseline: float,
+                  rounds: int = 5) -> tuple[dict, dict]:
+    """Before and after measured in alternating rounds (one process each), so that both see the same load."""
+    merged = {name: {"ready": [], "close": [], "per_command": [], "raw": None} for name in ("before", "after")}
+    for _ in range(rounds):
+        for name, code in (("before", before), ("after", after)):
+            samples = local_samples_of(code, files, max(1, repeats // rounds), max(1, commands // rounds))
+            for key in ("ready", "close", "per_command"):
+                merged[name][key] += samples[key]
+    return summarize_samples(merged["before"], baseline), summarize_samples(merged["after"], baseline)
 
 
 def main() -> int:
@@ -129,26 +161,14 @@ def main() -> int:
     parser.add_argument("--emit-local-json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(args.code.resolve()))
-    if args.emit_local_json:  # the child of --compare-with: the local backend of args.code only, as JSON
+    if args.emit_local_json:  # a child of --compare-with: raw samples of the local backend of args.code, as JSON
         from expagent.sandbox.local import LocalSandbox
 
-        baseline = host_bash_baseline(args.commands)
         with tempfile.TemporaryDirectory() as tmp:
             repo = make_repo(Path(tmp) / "repo", args.files)
-            data = measure(lambda: LocalSandbox(repo, warn=lambda _m: None), args.repeats, args.commands, baseline)
-        print(json.dumps({**data, "host_bash_true_ms": round(baseline * 1000, 2)}))
+            print(json.dumps(measure_samples(lambda: LocalSandbox(repo, warn=lambda _m: None), args.repeats,
+                                             args.commands)))
         return 0
-    before = None
-    if args.compare_with:
-        child = subprocess.run(
-            [sys.executable, __file__, "--emit-local-json", "--code", str(args.compare_with), "--files", str(args.files),
-             "--repeats", str(args.repeats), "--commands", str(args.commands)],
-            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(args.compare_with.resolve())},
-        )
-        if child.returncode != 0:
-            print(child.stderr, file=sys.stderr)
-            return 1
-        before = json.loads(child.stdout.strip().splitlines()[-1])
 
     from expagent.config import Settings
     from expagent.sandbox import images
@@ -167,12 +187,16 @@ def main() -> int:
                   "local_ready_s": GOAL_LOCAL_READY_S, "local_command_overhead_ms_median": GOAL_LOCAL_OVERHEAD_MS},
         "backends": {},
     }
-    if before is not None:
-        results["backends"]["local (before)"] = {**before, "code": str(args.compare_with)}
     with tempfile.TemporaryDirectory() as tmp:
         repo = make_repo(Path(tmp) / "repo", args.files)
-        results["backends"]["local"] = measure(lambda: LocalSandbox(repo, warn=lambda _m: None), args.repeats,
-                                               args.commands, baseline)
+        if args.compare_with:
+            before, after = compare_local(args.compare_with, args.code, args.files, args.repeats, args.commands,
+                                          baseline)
+            results["backends"]["local (before)"] = {**before, "code": str(args.compare_with)}
+            results["backends"]["local"] = after
+        else:
+            results["backends"]["local"] = measure(lambda: LocalSandbox(repo, warn=lambda _m: None), args.repeats,
+                                                   args.commands, baseline)
         results["backends"]["local"]["bwrap"] = bool(bwrap_path())
         if args.local_only:
             results["backends"]["docker"] = {"skipped": "--local-only"}
@@ -230,7 +254,8 @@ def render_markdown(results: dict) -> str:
                       "the same run: nearly all of the Docker per-command overhead is Docker's own exec cost."]
     if "local (before)" in results["backends"]:
         lines += ["", "`local (before)` is the local backend of the code in "
-                      f"`{results['backends']['local (before)']['code']}`, measured in the same run just before."]
+                      f"`{results['backends']['local (before)']['code']}`; before and after were measured in the same "
+                      "run, in alternating rounds of one process each, so that both saw the same machine load."]
     met = results["goals_met"]
     yes = lambda key: "yes" if met[key] else "NO"  # noqa: E731
     lines += ["", f"Goals: local ready < {GOAL_LOCAL_READY_S} s on a 600-file repository, per-command overhead < "

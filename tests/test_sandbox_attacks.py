@@ -199,6 +199,18 @@ def test_memory_hog_is_stopped_and_reported_and_the_patch_kept(repo, sandbox_kin
     assert traj["exit_status"] == "out_of_memory" and "out of memory" in traj["steps"][1]["actions"][0]["output"]
 
 
+def test_without_a_cgroup_rlimits_stop_a_memory_hog_and_say_so(repo, monkeypatch):
+    import expagent.sandbox.local as local
+
+    monkeypatch.setattr(local.CgroupSupport, "detect", classmethod(lambda cls: None))
+    with local.LocalSandbox(repo, settings=SETTINGS, warn=lambda _m: None) as sb:
+        assert sb.cgroup is None
+        result = sb.run(_python("b = []\nwhile True: b.append(bytearray(16 * 2 ** 20))"), timeout=30)
+        assert result.oom_killed and result.exit_code == -1 and "out of memory (limit 256 MB)" in result.output
+        # an ordinary failure is not mistaken for one
+        assert not sb.run("exit 3", timeout=30).oom_killed
+
+
 def test_a_setsid_escapee_dies_with_its_timed_out_command(sandbox):
     started = time.monotonic()
     result = sandbox.run("setsid bash -c 'sleep 4; echo escaped > escaped.txt' & sleep 60", timeout=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from typing import Any
@@ -97,9 +98,11 @@ def local_checks() -> list[dict[str, str]]:
                       _check("network namespace", "warn", f"cannot unshare the network: {net.stderr.strip()[:140]}",
                              "allow network namespaces or use Docker"))
     limits = Limits()
+    nproc = ("processes: RLIMIT_NPROC does not bind root, only a cgroup limits them" if os.geteuid() == 0 else
+             f"processes {limits.pids} (docker_pids, with bubblewrap)")
     checks.append(_check("rlimits", "ok", f"per command: address space {limits.memory // 1024 ** 2} MB per process "
-                         f"(docker_memory), processes {limits.pids} (docker_pids, with bubblewrap), file size "
-                         f"{limits.file_size // 1024 ** 2} MB, CPU time"))
+                         f"(docker_memory, without a cgroup), file size {limits.file_size // 1024 ** 2} MB, CPU time; "
+                         f"{nproc}"))
     support = CgroupSupport.detect()
     if support is not None:
         where = ", ".join(f"{c} at {d}" for c, d in support.dirs.items())
