@@ -224,6 +224,30 @@ def test_tmp_persists_across_commands_and_is_private(sandbox):
     assert sandbox.run("cat /tmp/helper.sh", timeout=30).output.strip() == "helper"
 
 
+def test_a_secret_the_agent_writes_is_reported_and_redacted_in_patch_and_trajectory(repo, tmp_path, monkeypatch):
+    from expagent.sandbox.local import LocalSandbox
+
+    monkeypatch.setenv("MY_APIKEY", FAKE["MY_APIKEY"])
+    replies = [
+        {"tool_calls": [{"name": "create", "arguments": {"path": "keys.py", "content":
+                         f'GH = "{FAKE["GITHUB_TOKEN"]}"\nMINE = "{FAKE["MY_APIKEY"]}"\n'}}]},
+        {"tool_calls": [{"name": "bash", "arguments": {"command": "cat keys.py"}}]},
+        {"tool_calls": [{"name": "submit"}]},
+    ]
+    model = make_model(Settings(model=f"scripted:{write_script(tmp_path / 's.json', replies)}"))
+    toolbox = ToolBox(command_timeout=30, output_limit=2000)
+    writer = TrajectoryWriter(tmp_path / "traj.json", {"run_id": "t", "protocol": "native"})
+    with LocalSandbox(repo, warn=lambda _m: None) as sb:
+        messages = build_messages("issue", workdir=sb.workdir, protocol="native", tool_schemas=toolbox.schemas())
+        result = Agent(model, sb, toolbox, writer, Limits()).run(messages)
+    assert result.patch_secrets == ["environment value", "github-token"]
+    assert "+GH = \"[REDACTED]\"" in result.patch and "+MINE = \"[REDACTED]\"" in result.patch
+    text = (tmp_path / "traj.json").read_text()
+    assert FAKE["GITHUB_TOKEN"] not in text and FAKE["MY_APIKEY"] not in text
+    assert json.loads(text)["patch_secrets"] == result.patch_secrets
+
+
+@pytest.mark.slow  # a whole `expagent fix` with memory: 30 to 50 s on a loaded machine
 def test_secrets_never_reach_an_artifact(repo, sandbox_kind, tmp_path, isolated_home, monkeypatch):
     """Fake secrets in the environment, in a file of the caller's home and written by the agent into its patch:
     none may appear in the trajectory, the patch, the output of the run or the memory."""
