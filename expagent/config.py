@@ -19,6 +19,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from expagent import paths
 from expagent.errors import ConfigError
+from expagent.redact import is_secret_name
 
 MemoryMode = Literal["on", "off", "episodic", "semantic"]
 SandboxKind = Literal["auto", "local", "docker"]
@@ -77,8 +78,6 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in fields(Settings) if f.name != "sources"}
-# a key name that looks like a credential is refused in config files: keys live in the environment only
-_SECRET_LIKE = re.compile(r"(api_?key|token|secret|password)", re.I)
 
 
 def _type_of(name: str) -> Any:
@@ -213,7 +212,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _apply(settings: Settings, values: dict[str, Any], origin: str) -> None:
     for key, value in values.items():
         name = key.replace("-", "_")
-        if _SECRET_LIKE.search(name):
+        # a key that is no setting and looks like a credential is refused: keys live in the environment only
+        if name not in _FIELDS and is_secret_name(name):
             raise ConfigError(f"{origin}: '{key}' looks like a credential; API keys are read from the environment only")
         if name not in _FIELDS:
             raise ConfigError(f"{origin}: unknown setting '{key}' (see 'expagent config show')")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from expagent.redact import redact
+
 
 def summarize_action(tool: str, arguments: dict[str, Any] | None, width: int = 70) -> str:
     if not arguments:
@@ -18,7 +20,7 @@ def summarize_action(tool: str, arguments: dict[str, Any] | None, width: int = 7
         text = f"{tool} {arguments['query']}"
     else:
         text = tool
-    text = " ".join(text.split())
+    text = redact(" ".join(text.split()))  # before shortening: a cut secret would no longer be recognised
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

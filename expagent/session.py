@@ -252,6 +252,8 @@ def run_session(
                                   tool_schemas=toolbox.schemas(), repo_map=context.repo_map,
                                   experience=context.experience)
         result = Agent(model, sb, toolbox, writer, limits_from(settings), on_event).run(messages)
+        if result.patch_secrets:
+            notice(f"warning: the patch held secrets ({', '.join(result.patch_secrets)}); they were redacted")
         interrupted = result.exit_status.value == "interrupted"  # neither judged nor remembered
         if judge is not None and judge.in_sandbox and not interrupted:
             verdict = judge.judge(sb, view.path(), result)

@@ -23,14 +23,13 @@ Shape (version 1)::
 from __future__ import annotations
 
 import json
-import os
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from expagent.errors import ExpagentError
 from expagent.fsutil import atomic_write_text
+from expagent.redact import redact_data
 
 FORMAT = "expagent-trajectory"
 VERSION = 1
@@ -38,15 +37,6 @@ VERSION = 1
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _secret_values() -> list[str]:
-    """Values of credential-looking environment variables, so they can be blanked out if they ever leak."""
-    values = []
-    for key, value in os.environ.items():
-        if re.search(r"(API_?KEY|TOKEN|SECRET|PASSWORD)", key, re.I) and len(value) >= 8:
-            values.append(value)
-    return values
 
 
 class TrajectoryWriter:
@@ -68,7 +58,6 @@ class TrajectoryWriter:
             "outcome": None,
             **header,
         }
-        self._secrets = _secret_values()
 
     def add_message(self, message: dict[str, Any], t: float) -> None:
         self.data["messages"].append({**message, "t": round(t, 4)})
@@ -89,9 +78,7 @@ class TrajectoryWriter:
     def save(self, final: bool = False) -> None:
         self.data["updated_at"] = now_iso()
         # compact JSON: the C encoder is ~10x faster than the indenting one, and this runs every step
-        text = json.dumps(self.data, ensure_ascii=False, default=str)
-        for secret in self._secrets:  # on the serialized text: one pass per secret, whatever the size
-            text = text.replace(secret, "[REDACTED]")
+        text = json.dumps(redact_data(self.data), ensure_ascii=False, default=str)
         atomic_write_text(self.path, text + "\n", durable=final)
 
 

@@ -8,7 +8,7 @@ patch is extracted from the sandbox by the harness.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any, Callable
 
@@ -17,6 +17,7 @@ from expagent.agent.protocol import FormatError, actions_from_reply
 from expagent.agent.tools import ToolBox, ToolResult
 from expagent.errors import ModelError, SandboxError
 from expagent.models.base import Model, ModelReply
+from expagent.redact import redactor
 from expagent.sandbox.base import Sandbox
 from expagent.trajectory import TrajectoryWriter
 
@@ -51,6 +52,7 @@ class AgentResult:
     cost: float | None  # None when any reply's price was unknown
     wall_time: float
     error: str | None = None
+    patch_secrets: list[str] = field(default_factory=list)  # kinds of secrets found (and redacted) in the patch
 
     @property
     def ok(self) -> bool:
@@ -187,10 +189,14 @@ class Agent:
             patch = self.sandbox.diff()
         except Exception as exc:  # the run's status says what went wrong; the patch is best effort
             error = error or f"could not extract the patch: {exc}"
+        # a secret the agent wrote into the repository is reported and redacted, never kept in the patch
+        patch, secrets = redactor().scrub(patch)
+        secrets = list(dict.fromkeys([*getattr(self.sandbox, "patch_secrets", []), *secrets]))
         result = AgentResult(status, patch, self.steps, self.prompt_tokens, self.completion_tokens, self.cost,
-                             round(time.monotonic() - self.started, 3), error)
-        totals = {k: v for k, v in asdict(result).items() if k not in ("patch", "exit_status", "error")}
-        self.trajectory.update(exit_status=status.value, patch=patch, totals=totals, error=error)
+                             round(time.monotonic() - self.started, 3), error, secrets)
+        totals = {k: v for k, v in asdict(result).items() if k not in ("patch", "exit_status", "error", "patch_secrets")}
+        self.trajectory.update(exit_status=status.value, patch=patch, totals=totals, error=error,
+                               **({"patch_secrets": secrets} if secrets else {}))
         self.trajectory.save(final=True)
         return result
 

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from expagent.memory.records import RepairSummary
 from expagent.models.json_reply import JSONReplyError, ask_json, json_object
+from expagent.redact import redact
 
 PROMPT_VERSION = "distill-v1"
 MAX_LESSONS = 3
@@ -140,7 +141,7 @@ def distill(trajectory: dict[str, Any], verdict: dict[str, Any], files: list[str
     fallback = heuristic_summary(trajectory, verdict, files, symbols)
     if model is None:
         return Distillation(fallback, [], None, "no distillation model: summary from the run's facts, no lessons")
-    prompt = distill_prompt(trajectory, verdict, files, contrast)
+    prompt = redact(distill_prompt(trajectory, verdict, files, contrast))
     messages = [{"role": "user", "content": prompt}]
     base_commit = (trajectory.get("repo") or {}).get("base_commit", "")
     try:

@@ -41,6 +41,7 @@ from expagent.fsutil import atomic_write_text
 from expagent.memory.audit import AuditEntry, AuditLog
 from expagent.memory.embedding import DEFAULT_EMBEDDING, Embedder, EmbeddingError, chroma_function, make_embedder
 from expagent.memory.lock import write_lock
+from expagent.redact import redact_data
 from expagent.memory.records import (
     Episode,
     Lesson,
@@ -358,7 +359,8 @@ class MemoryStore:
                 chunk = keep[start:start + 1000]
                 self.collection.add(
                     ids=[records[n].id for n in chunk],
-                    documents=[json.dumps(records[n].to_dict(), ensure_ascii=False, sort_keys=True) for n in chunk],
+                    documents=[json.dumps(redact_data(records[n].to_dict()), ensure_ascii=False, sort_keys=True)
+                               for n in chunk],
                     embeddings=[vectors[n] for n in chunk],
                     metadatas=[_metadata(records[n], (usages[n] if usages and usages[n] else Usage()))
                                for n in chunk],

@@ -7,7 +7,7 @@ commands only through it; the user's own working tree is never touched.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -18,6 +18,7 @@ class CommandResult:
     duration: float  # seconds
     timed_out: bool = False
     oom_killed: bool = False  # the container (or process) was killed by the memory limit
+    redacted: list[str] = field(default_factory=list)  # kinds of secrets removed from the output (expagent.redact)
 
 
 class Sandbox(abc.ABC):
@@ -41,6 +42,9 @@ class Sandbox(abc.ABC):
         """``workdir`` as a directory on this machine, when it is one (None: it lives elsewhere, e.g. in a
         container; ``view.CheckoutView`` then mirrors it)."""
         return None
+
+    #: kinds of secrets the last ``diff()`` held (they are redacted in what it returned)
+    patch_secrets: list[str] = []
 
     @abc.abstractmethod
     def start(self) -> None:
@@ -74,6 +78,7 @@ class Sandbox(abc.ABC):
         )
         if result.exit_code != 0:
             raise RuntimeError(f"git diff failed in sandbox: {result.output[-500:]}")
+        self.patch_secrets = list(result.redacted)
         return result.output
 
     def __enter__(self) -> "Sandbox":

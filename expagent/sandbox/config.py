@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, ClassVar, Protocol, Union, runtime_checkable
+from typing import Any, TYPE_CHECKING, Callable, ClassVar, Protocol, Union, runtime_checkable
 
 from expagent.errors import SandboxUnavailable
 from expagent.sandbox.base import Sandbox
@@ -57,11 +57,12 @@ class LocalSandboxConfig:
     why: str = "local sandbox requested"
     auto: bool = False  # chosen by ``auto`` (a per-task fallback is then allowed)
     notice: Notice = field(default=_stderr, compare=False, repr=False)
+    settings: Any = field(default=None, compare=False, repr=False)  # limits (memory, pids, cpus) come from here
 
     @classmethod
     def from_settings(cls, settings, notice: Notice | None = None, **extra) -> "LocalSandboxConfig":
         return cls(setup=tuple(settings.sandbox_setup or ()), pythons=settings.pythons, notice=notice or _stderr,
-                   **extra)
+                   settings=settings, **extra)
 
     @staticmethod
     def unavailable(settings) -> str | None:
@@ -85,7 +86,7 @@ class LocalSandboxConfig:
             # the environment is a host directory: read-only, also when it lies under /tmp (private in bwrap)
             ro_paths.append(str(path))
         return LocalSandbox(repo, base_commit=commit, setup=list(self.setup if setup is None else setup),
-                            network=self.network, warn=self.notice, ro_paths=ro_paths,
+                            network=self.network, warn=self.notice, ro_paths=ro_paths, settings=self.settings,
                             command_prefix=task_env.shell_prefix("{workdir}") if task_env is not None else "")
 
 

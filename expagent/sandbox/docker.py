@@ -30,6 +30,7 @@ from typing import Any, Callable
 from expagent.config import Settings
 from expagent.errors import SandboxError, SandboxUnavailable
 from expagent.sandbox import images
+from expagent.redact import redactor
 from expagent.sandbox.base import CommandResult, Sandbox
 from expagent.sandbox.docker_client import (  # noqa: F401  (docker_available, connect: the public entry points)
     connect,
@@ -306,12 +307,13 @@ class DockerSandbox(Sandbox):
             oom = self._oom_happened()
         if timed_out or oom:
             code = -1
-        text = output.text()
+        text, redacted = redactor().scrub(output.text())
         if timed_out:
             text += f"\n[command timed out after {seconds}s and was killed]"
         elif oom:
             text += f"\n[command killed: out of memory (limit {self.settings.docker_memory})]"
-        return CommandResult(output=text, exit_code=code, duration=duration, timed_out=timed_out, oom_killed=oom)
+        return CommandResult(output=text, exit_code=code, duration=duration, timed_out=timed_out, oom_killed=oom,
+                             redacted=redacted)
 
     def _dead_container_result(self, exc: Exception, started: float, output: str = "") -> CommandResult:
         """The exec failed: if the container died of OOM say so, otherwise it is a sandbox error."""

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from expagent.fsutil import atomic_write_json, atomic_write_text
+from expagent.redact import redact_data
 from expagent.tasks.results import ResultRow, read_results
 
 BOOTSTRAP_SAMPLES = 10000
@@ -379,7 +380,7 @@ def render_html(report: dict[str, Any], png: Path | None) -> str:
 
 def write_report(runs: list[Run], out: Path) -> dict[str, Any]:
     """Write ``report.json``, ``report.png`` and ``report.html`` into ``out``; return the report."""
-    report = build_report(runs)
+    report = redact_data(build_report(runs))
     out.mkdir(parents=True, exist_ok=True)
     try:
         png: Path | None = plot(runs, out / "report.png")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from expagent.errors import ExpagentError
+from expagent.redact import redact_data
 
 RESULTS_FILE = "results.jsonl"
 
@@ -95,5 +96,5 @@ def append_result(run_dir: str | Path, row: ResultRow) -> None:
     file = Path(run_dir) / RESULTS_FILE
     file.parent.mkdir(parents=True, exist_ok=True)
     with open(file, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row.to_dict(), ensure_ascii=False) + "\n")
+        fh.write(json.dumps(redact_data(row.to_dict()), ensure_ascii=False) + "\n")
         fh.flush()
