@@ -98,7 +98,7 @@ def test_embedding_mismatch_is_a_clear_error(store):
 
 def test_chroma_collection_uses_our_embedding_function(store):
     # Chroma must never fall back to its default (downloading) model: its stored config names ours
-    collection = store.collection
+    collection = store.chroma_collection()
     assert collection.metadata["embedding_model"] == "minilm-int8"
     assert collection._embedding_function.name() == "expagent"
     vectors = collection._embedding_function(["hello world"])
