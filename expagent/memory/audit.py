@@ -91,6 +91,10 @@ class LedgerDamaged(ExpagentError):
     """The audit database cannot be read (a damaged or foreign file)."""
 
 
+class LedgerBusy(ExpagentError):
+    """Another process held the audit database for longer than the wait allows."""
+
+
 @dataclass
 class AuditEntry:
     seq: int
@@ -190,6 +194,11 @@ class AuditLog:
         with self._lock:
             try:
                 yield self._conn
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise LedgerBusy(f"the memory's audit database {self.path} stayed locked by another process "
+                                     f"for over a minute ({_one_line(exc)})") from None
+                raise self._damaged(exc) from None
             except sqlite3.DatabaseError as exc:
                 raise self._damaged(exc) from None
 
@@ -366,6 +375,23 @@ class AuditLog:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
+    def salvage_rows(self, damaged: Path) -> int:
+        """Copy whatever audit rows can still be read from a damaged ledger file (repair); returns how many."""
+        rows: list[tuple] = []
+        try:
+            old = sqlite3.connect(f"file:{damaged}?mode=ro", uri=True)
+            try:
+                for row in old.execute("SELECT at, action, record_id, kind, actor, detail FROM audit ORDER BY seq"):
+                    rows.append(row)
+            finally:
+                old.close()
+        except sqlite3.DatabaseError:
+            pass  # rows up to the damage are kept; the rest is lost with the file
+        with self._guard() as conn:
+            conn.executemany("INSERT INTO audit(at, action, record_id, kind, actor, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                             rows)
+        return len(rows)
 
     def close(self) -> None:
         self._conn.close()
