@@ -66,6 +66,7 @@ COLLECTION = "expagent_memory"
 # client cache and reconnects (about 0.1 s, only after a foreign write). Readers never use Chroma.
 _epoch = 0  # bumped whenever this process drops Chroma's client cache
 _own_generations: set[str] = set()  # stamps written by this process (no reconnect needed for those)
+_connected: set[str] = set()  # embedded Chroma directories this process has opened (its client cache holds them)
 _PAGE = 2000  # Chroma reads are paged: one huge get() holds everything in memory twice
 _CHUNK = 500  # items per Chroma upsert
 
@@ -352,7 +353,7 @@ class MemoryStore:
         if schema is not None and int(schema) > LEDGER_SCHEMA:
             raise StoreDamaged(f"the memory's audit database has schema {schema}; this expagent knows up to "
                                f"{LEDGER_SCHEMA} (upgrade expagent)")
-        if self.chroma_url or self.audit.path is None:
+        if self.chroma_url or self.audit.path is None or self.audit.info("needs_backfill"):
             return
         before = self._ledger_version()
         if not self.chroma_path.is_file() and not self.audit.info("chroma_created") and not before[1]:
@@ -376,7 +377,8 @@ class MemoryStore:
                 return self._chroma_coll
             generation = self._read_generation()
             stale = generation != self._generation and generation not in _own_generations
-            if self._chroma_coll is not None and (stale or force) and self._epoch == _epoch:
+            known = self._chroma_coll is not None or str(self.memory_dir) in _connected
+            if known and (stale or force) and self._epoch == _epoch:
                 from chromadb.api.shared_system_client import SharedSystemClient
 
                 SharedSystemClient.clear_system_cache()
@@ -391,6 +393,7 @@ class MemoryStore:
                     raise StoreDamaged(f"cannot open the memory's Chroma database {self.memory_dir / 'chroma'} "
                                        f"({_one_line(exc)}); {REPAIR_HINT}") from None
                 self._epoch = _epoch
+                _connected.add(str(self.memory_dir))
                 if self.audit.path is not None and not self.audit.info("chroma_created"):
                     self.audit.set_info("chroma_created", "1")
             self._generation = generation
