@@ -475,3 +475,69 @@ def test_remembered_runs_killed_at_each_point_and_resumed(tmp_path, monkeypatch,
         assert _state(store) == clean_run[0]
         assert sorted((h.action, h.record_id) for h in store.audit.history()) == clean_run[1]
         assert _state(store) == _chroma_state(store)
+
+
+# ------------------------------------------------------------------------------ a real replay, SIGKILLed, resumed
+REPLAY = """
+    import sys
+    from expagent.cli import main
+    sys.argv = ["expagent", *sys.argv[1:]]
+    main()
+"""
+
+
+def _memory_view(home: Path) -> list:
+    """What a replay's memory holds, without the run-specific paths and times: ids, kinds, outcomes, status,
+    evidence and the usage counters."""
+    from expagent.memory.store import MemoryStore
+
+    with MemoryStore.open(home=home, create=False) as store:
+        out = []
+        for item in store.audit.items():
+            doc, meta = json.loads(item.document), item.meta
+            out.append((item.id, doc["kind"], doc.get("outcome"), meta["status"], sorted(doc.get("source_episodes", [])),
+                        meta["n_retrieved"], meta["n_resolved"], meta["n_unresolved"]))
+        return sorted(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["committed", "mid_apply"])
+def test_replay_sigkilled_between_memory_and_results_then_resumed(tmp_path, point):
+    """The case the issue measured: a replay killed between a task's memory write and its results row lost
+    usefulness counts on resume. Here it is SIGKILLed there (and mid-write), resumed, and compared with a clean run."""
+    from test_replay import LESSON_1, LESSON_2, LESSON_3, _distill_reply
+
+    from expagent.tasks.demo import make_demo_suite
+
+    suite = make_demo_suite(tmp_path / "demo")
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    for line in (suite / "tasks.jsonl").read_text().splitlines():
+        task = json.loads(line)
+        replies = [{"content": "Apply the fix.", "tool_calls": [{"name": "bash", "arguments": {
+                       "command": f"git apply <<'PATCH'\n{task['patch']}PATCH"}}]},
+                   {"content": "Done.", "tool_calls": [{"name": "submit", "arguments": {}}]}]
+        (scripts / f"{task['instance_id']}.json").write_text(json.dumps({"replies": replies}))
+
+    def distill(name, lessons):
+        path = tmp_path / name
+        path.write_text(json.dumps({"replies": [_distill_reply(x) for x in lessons]}))
+        return f"scripted:{path}"
+
+    def replay(out: Path, distiller: str, *extra: str, kill_at: str = "") -> subprocess.CompletedProcess:
+        return _child(REPLAY, "replay", str(suite), "--model", f"scripted:{scripts}", "--distill-model", distiller,
+                      "--memory", "on", "--out", str(out), *extra, kill_at=kill_at, nth=2, timeout=900)
+
+    clean = replay(tmp_path / "clean" / "run", distill("all.json", [LESSON_1, LESSON_2, LESSON_3]))
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    killed_out = tmp_path / "killed" / "run"  # same run name: the episode keys are the same
+    killed = replay(killed_out, distill("first.json", [LESSON_1, LESSON_2, LESSON_3]), kill_at=point)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    rows = [json.loads(x) for x in (killed_out / "results.jsonl").read_text().splitlines()]
+    assert [r["instance_id"] for r in rows] == ["demo__calc-1"]  # task 2 died before its results row
+    resumed = replay(killed_out, distill("rest.json", [LESSON_3]), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    view = _memory_view(killed_out)
+    assert view == _memory_view(tmp_path / "clean" / "run")
+    assert any(row[5] > 0 for row in view)  # counters were exercised: a lesson of task 1 was used later
+    _agree(killed_out)

@@ -616,10 +616,16 @@ class MemoryStore:
             yield item.id, item.document or "", item.meta or {}, item.vector
 
     def all_ids(self) -> list[str]:
-        """Every record id."""
-        if self.chroma_url:
-            return [i.id for i in self._read()]
-        return self.audit.ids()
+        """Every record id (ids only: cheap on a server too)."""
+        if not self.chroma_url:
+            return self.audit.ids()
+        coll, out = self._connect(), []
+        with self._chroma_errors("reading"):
+            while True:
+                got = coll.get(include=[], limit=_PAGE * 5, offset=len(out))
+                if not got["ids"]:
+                    return out
+                out.extend(got["ids"])
 
     def list(self, kind: str | None = None, repo: str | None = None, status: str | None = None
              ) -> list[Record]:
