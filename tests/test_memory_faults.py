@@ -55,6 +55,11 @@ KILL_POINTS = textwrap.dedent("""
 """)
 
 
+# where a writer process is SIGKILLed in the import and consolidation tests (the slow ones run in CI's slow pass)
+WRITER_KILL_POINTS = ["mid_apply", pytest.param("journaled", marks=pytest.mark.slow),
+                      pytest.param("applied", marks=pytest.mark.slow)]
+
+
 def _child(script: str, *args: str, kill_at: str = "", nth: int = 1, timeout: float = 300
            ) -> subprocess.CompletedProcess:
     env = {**os.environ, "KILL_AT": kill_at, "KILL_NTH": str(nth)}
@@ -126,11 +131,7 @@ IMPORTER = """
 """
 
 
-@pytest.mark.parametrize("point", [
-    "mid_apply",
-    pytest.param("journaled", marks=pytest.mark.slow),
-    pytest.param("applied", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize("point", WRITER_KILL_POINTS)
 def test_sigkill_during_an_import_then_reopen(tmp_path, point):
     from expagent.memory.records import Episode
     from expagent.memory.store import MemoryStore
@@ -184,11 +185,7 @@ def _two_near_duplicates(home: Path) -> tuple[str, str]:
     return a.id, b.id
 
 
-@pytest.mark.parametrize("point", [
-    "mid_apply",
-    pytest.param("journaled", marks=pytest.mark.slow),
-    pytest.param("applied", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize("point", WRITER_KILL_POINTS)
 def test_sigkill_during_a_consolidation_then_reopen(tmp_path, point):
     from expagent.memory.store import MemoryStore
 
@@ -314,7 +311,9 @@ def _corrupt(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("damage", ["delete_chroma", "corrupt_chroma", "corrupt_audit", "unaudited_records"])
+@pytest.mark.parametrize("damage", ["delete_chroma", "corrupt_audit",
+                                    pytest.param("corrupt_chroma", marks=pytest.mark.slow),
+                                    pytest.param("unaudited_records", marks=pytest.mark.slow)])
 def test_damaged_store_is_named_and_repaired(tmp_path, damage):
     from expagent.memory.check import check_memory
     from expagent.memory.store import MemoryStore

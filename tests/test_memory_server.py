@@ -95,7 +95,7 @@ def test_cli_unreachable_server_exit_code(tmp_path):
 
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "EXPAGENT_HOME": str(tmp_path), "EXPAGENT_CHROMA_URL": f"http://127.0.0.1:{_free_port()}"}
-    proc = subprocess.run([sys.executable, "-m", "expagent.cli", "memory", "stats", "--json"], cwd=root, env=env,
+    proc = subprocess.run([sys.executable, "-m", "expagent", "memory", "stats", "--json"], cwd=root, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: cannot reach the Chroma server") and proc.stderr.count("\n") == 1

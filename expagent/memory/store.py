@@ -277,7 +277,7 @@ class MemoryStore:
             if check:
                 store.quick_check()
             if store.writable:
-                store._finish_pending(wait=create)
+                store._finish_pending()
                 if store.audit.info("needs_backfill") and not chroma_url:
                     with write_lock(store._lock_path):
                         store._backfill()
@@ -488,16 +488,16 @@ class MemoryStore:
         self._apply(items, tx.changes_set)
         self.audit.commit(op)
 
-    def _finish_pending(self, wait: bool) -> None:
-        """Roll forward ops a killed writer left pending (a live writer's op is left to it)."""
+    def _finish_pending(self) -> None:
+        """Roll forward ops a killed writer left pending. When the lock is taken, the pending op is a live writer's
+        own (it commits it itself): nothing to do, and no waiting for it."""
         if not self.audit.has_pending():
             return
         try:
-            with write_lock(self._lock_path, timeout=120.0 if wait else 0.0):
+            with write_lock(self._lock_path, timeout=0.0):
                 self._finish_pending_locked()
         except LockTimeout:
-            if wait:
-                raise
+            pass
 
     def _finish_pending_locked(self) -> list[int]:
         done = []
