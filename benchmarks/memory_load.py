@@ -339,6 +339,8 @@ def markdown(s: dict) -> str:
             lines.append(f"| {name} | {r['queries']} | {r['search_p50_ms']} | {r['search_p95_ms']} | "
                          f"{r['search_p99_ms']} | {r['read_errors']} | {r['writer_added']} ({r['write_p50_ms']}) | "
                          f"{r['writer_errors']} | {r['load_average_during']} |")
+    if s.get("server_note"):
+        lines += ["", f"Server: {s['server_note']}."]
     lines += ["", "Goals: p50 < 100 ms, p95 < 200 ms, no read error.", "",
               "## Listing at 1,000 records", "",
               "Subprocess wall time (median of 3), the same moment's baselines, and the command's own work measured "
