@@ -324,7 +324,7 @@ class MemoryStore:
             raise StoreDamaged(f"the memory's Chroma database {self.chroma_path.parent} is missing while the audit "
                                f"log holds {self.audit.count()} record(s); {REPAIR_HINT}")
         try:
-            conn = sqlite3.connect(f"file:{self.chroma_path}?mode=ro", uri=True, timeout=30)
+            conn = sqlite3.connect(f"file:{self.chroma_path}?mode=ro", uri=True, timeout=2)
         except sqlite3.DatabaseError as exc:
             raise StoreDamaged(f"the memory's Chroma database {self.chroma_path} is damaged ({_one_line(exc)}); "
                                f"{REPAIR_HINT}") from None
