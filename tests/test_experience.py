@@ -14,7 +14,7 @@ from expagent.agent.tools import ToolBox
 from expagent.config import Settings
 from expagent.experience import prepare_context
 from expagent.experience.distill import distill, distill_prompt, parse_distillation, task_specific
-from expagent.experience.maintain import JOURNAL, consolidate, prune, undo_merge
+from expagent.experience.maintain import consolidate, prune, undo_merge
 from expagent.experience.verify import decide, split_patch
 from expagent.memory.records import Episode, Lesson
 from expagent.memory.store import MemoryStore
@@ -156,28 +156,48 @@ def test_consolidation_history_and_undo(store, tmp_path):
     assert store.get(a.id).status == "active" and store.get(merged.id).status == "retired"
 
 
-def test_interrupted_consolidation_is_rolled_forward(store, tmp_path):
+def test_interrupted_consolidation_is_invisible_then_rolled_forward(store, tmp_path, monkeypatch):
     a = _lesson("check the return type", "a function returns the wrong type")
     b = _lesson("check the return type first", "a function returns the wrong type", created="2024-01-02T00:00:00Z")
     store.add_lesson(a, "t")
     store.add_lesson(b, "t")
     reply = json.dumps({"applies_when": "a function returns the wrong type", "advice": "check the return type"})
     model = make_model(Settings(model=f"scripted:{write_script(tmp_path / 'm.json', [reply])}"))
-    calls = []
+    real_apply = store._apply
 
-    def crash(member_id):
-        calls.append(member_id)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # after the first member was retired
+    def crash(items, changes_set):
+        real_apply(items[:1], changes_set)  # Chroma got part of the merge, then the writer died
+        raise KeyboardInterrupt
 
+    monkeypatch.setattr(store, "_apply", crash)
     with pytest.raises(KeyboardInterrupt):
-        consolidate(store, model, _before_each=crash)
-    assert (Path(store.memory_dir) / JOURNAL).is_file()
-    assert consolidate(store, None) == []  # the next run finishes the merge first; nothing left to merge
-    assert not (Path(store.memory_dir) / JOURNAL).exists()
-    active = [l for l in store.list(kind="lesson") if l.status == "active"]
-    assert len(active) == 1 and sorted(active[0].provenance["merged_from"]) == sorted([a.id, b.id])
-    assert {store.get(a.id).status, store.get(b.id).status} == {"retired"}
+        consolidate(store, model)
+    monkeypatch.undo()
+    # a reader sees the memory as it was before the merge: both members active, no merged lesson yet
+    assert sorted((l.id, l.status) for l in store.list(kind="lesson")) == sorted([(a.id, "active"), (b.id, "active")])
+    assert store.audit.has_pending()
+    with MemoryStore.open(home=store.memory_dir.parent) as reopened:  # the next writer rolls the merge forward
+        assert not reopened.audit.has_pending()
+        active = [l for l in reopened.list(kind="lesson") if l.status == "active"]
+        assert len(active) == 1 and sorted(active[0].provenance["merged_from"]) == sorted([a.id, b.id])
+        assert {reopened.get(a.id).status, reopened.get(b.id).status} == {"retired"}
+        assert consolidate(reopened, None) == []  # nothing left to merge
+        chroma = reopened.chroma_collection().get(ids=[a.id, b.id, active[0].id], include=["metadatas"])
+        assert sorted(m["status"] for m in chroma["metadatas"]) == ["active", "retired", "retired"]
+
+
+def test_consolidate_dry_run_writes_nothing(store, isolated_home):
+    from conftest import run_cli
+
+    store.add_lesson(_lesson("pin the random seed in tests", "a test fails only sometimes"), "t")
+    store.add_lesson(_lesson("pin the random seed in the tests", "a test fails only sometimes",
+                             created="2024-01-02T00:00:00Z"), "t")
+    before = (store.audit.entry_count(), store.audit.write_token(), store.chroma_sqlite_count())
+    dry = run_cli("memory", "consolidate", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert len(json.loads(dry.stdout)["clusters"]) == 1
+    assert (store.audit.entry_count(), store.audit.write_token(), store.chroma_sqlite_count()) == before
+    assert not store.audit.has_pending()
 
 
 def test_prune_dry_run_then_retire(store):

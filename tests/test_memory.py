@@ -98,7 +98,7 @@ def test_embedding_mismatch_is_a_clear_error(store):
 
 def test_chroma_collection_uses_our_embedding_function(store):
     # Chroma must never fall back to its default (downloading) model: its stored config names ours
-    collection = store.collection
+    collection = store.chroma_collection()
     assert collection.metadata["embedding_model"] == "minilm-int8"
     assert collection._embedding_function.name() == "expagent"
     vectors = collection._embedding_function(["hello world"])
@@ -402,6 +402,42 @@ def test_index_after_additions_equals_a_full_rebuild(seeded, monkeypatch):
     assert list(extended.repos[order]) == list(rebuilt.repos)
     hits = retrieve(seeded, "Refunds ignore the VAT rate", repo="acme/shop", k=1)
     assert hits[0].record.instance_id == "acme__shop-300"
+
+
+def test_additions_to_a_large_index_join_its_delta_without_a_rebuild(store, monkeypatch):
+    """A writer adding one record at a time must not make every searcher re-index BM25 over everything."""
+    import numpy as np
+
+    from expagent.memory import lexical
+    from expagent.memory.records import Episode
+
+    rng = np.random.default_rng(3)
+    words = ["parser", "cache", "lock", "thread", "socket", "render", "schema", "query", "token", "index"]
+
+    def vec():
+        v = rng.normal(size=384)
+        return (v / np.linalg.norm(v)).tolist()
+
+    base = [Episode(repo="r/x", issue=f"the {words[n % 10]} fails when the {words[(n * 3) % 10]} is empty, case {n}",
+                    instance_id=f"b-{n}") for n in range(240)]
+    store.add_records(base, "t", embeddings=[vec() for _ in base])
+    first = lexical.lexical_index(store)
+    new = [Episode(repo="r/x", issue="zygomorphic flanges wobble under the parser", instance_id="new-1"),
+           Episode(repo="r/x", issue="the lock and the cache disagree after a fork", instance_id="new-2")]
+    store.add_records(new, "t", embeddings=[vec() for _ in new])
+    monkeypatch.setattr(lexical, "_build", lambda *a: pytest.fail("the index was rebuilt, not extended"))
+    extended = lexical.lexical_index(store)
+    assert extended.bm25 is first.bm25 and len(extended.delta_tf) == 2 and len(extended.ids) == 242
+    monkeypatch.undo()
+    rebuilt = lexical._build(store, extended.token)
+    order = [extended.position()[i] for i in rebuilt.ids]
+    for text in ("zygomorphic flanges wobble", "lock cache disagree fork", "the socket fails when the schema is empty"):
+        q = lexical.code_tokens(text)
+        got, want = extended.scores(q)[order], rebuilt.scores(q)
+        assert int(np.argmax(got)) == int(np.argmax(want))
+        assert np.allclose(got, want, rtol=0.05, atol=0.05)  # base statistics: close to a rebuild, not equal
+    store.delete(new[0].id, "t")  # a removal always rebuilds
+    assert lexical.lexical_index(store).delta_tf is None
 
 
 # ------------------------------------------------------------------------------------------- abstention gate

@@ -15,10 +15,10 @@ from test_memory import HISTORY, write_jsonl
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess:
+def run(*args: str, home: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """The console script's ``main`` in this process (its error formatting and exit codes), with a private --home
     and no EXPAGENT_* settings; a subprocess would only add an interpreter start-up and a model load per call."""
-    env = {"COLUMNS": "250"}  # rich tables fold cells to the terminal width
+    env = {"COLUMNS": "250", **(env or {})}  # rich tables fold cells to the terminal width
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("EXPAGENT_")}
     try:
         proc = run_cli("memory", *args, "--home", str(home), cwd=ROOT, env=env)
@@ -49,6 +49,30 @@ def test_ls_show_stats(home):
     assert stats["embedding_model"] == "minilm-int8"
     table = run("ls", home=home).stdout
     assert "acme__shop-101" in table
+
+
+def test_listing_fits_80_columns_and_json_is_whole(home):
+    narrow = run("ls", home=home, env={"COLUMNS": "80"}).stdout.splitlines()
+    assert len(narrow) == len(HISTORY) + 2  # header, one line per record (truncated, never wrapped), count
+    assert max(len(line) for line in narrow) <= 80 and any(line.endswith("\u2026") for line in narrow)
+    assert narrow[-1] == f"{len(HISTORY)} record(s)"
+    rows = json.loads(run("ls", "--json", home=home, env={"COLUMNS": "40"}).stdout)
+    assert {"issue", "patch", "summary", "provenance", "files", "usage", "created_at"} <= set(rows[0])
+    assert any(len(r["issue"]) > 80 for r in rows)  # every field, uncut
+    shown = run("show", rows[0]["id"], "--json", home=home, env={"COLUMNS": "30"}).stdout
+    assert json.loads(shown)["record"] == {k: v for k, v in rows[0].items() if k != "usage"}
+    plain = run("show", rows[0]["id"], home=home, env={"COLUMNS": "30"}).stdout
+    assert json.loads(plain[: plain.index("\n}\n") + 2])["id"] == rows[0]["id"]  # the plain view's JSON is valid too
+
+
+def test_listing_an_empty_home_creates_nothing(tmp_path):
+    home = tmp_path / "empty"
+    home.mkdir()
+    for args in (("ls",), ("stats", "--json"), ("search", "anything at all")):
+        proc = run(*args, home=home)
+        assert proc.returncode == 0
+    assert list(home.iterdir()) == []
+    assert run("show", "ep-nope", home=home, check=False).returncode == 2 and list(home.iterdir()) == []
 
 
 def test_search_batch_one_line_per_query(home, tmp_path):

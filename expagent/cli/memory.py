@@ -29,12 +29,33 @@ def register(app: typer.Typer) -> None:
     app.add_typer(memory_app, name="memory")
 
 
-def _open(home: Optional[Path], chroma_url: Optional[str], embedding: Optional[str]) -> Any:
+def _settings(home: Optional[Path]) -> Any:
     from expagent import paths
-    from expagent.memory.opening import open_store
+    from expagent.config import load_settings
 
     paths.select_home(home)  # settings and every path follow the chosen home for this command
-    return open_store(home, chroma_url=chroma_url, embedding=embedding)
+    return load_settings(None)
+
+
+def _open(home: Optional[Path], chroma_url: Optional[str], embedding: Optional[str], create: bool = True) -> Any:
+    """The memory store, after the cheap check. ``create=False`` for commands that only read: a memory that does
+    not exist reads as empty and nothing is created."""
+    from expagent.memory.opening import open_store
+
+    settings = _settings(home)
+    return open_store(home, settings=settings, chroma_url=chroma_url, embedding=embedding, create=create)
+
+
+def _width() -> int:
+    import shutil
+
+    return max(40, shutil.get_terminal_size((80, 24)).columns)
+
+
+def _cut(text: str, width: int) -> str:
+    """One line of at most ``width`` characters (cut with an ellipsis, never wrapped)."""
+    text = str(text).replace("\n", " ").replace("\t", " ")
+    return text if len(text) <= width else text[: max(0, width - 1)] + "\u2026"
 
 
 def _print_json(data: Any) -> None:
@@ -43,18 +64,17 @@ def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, default=str))
 
 
-def _summary_row(record: Any, usage: Any) -> dict[str, Any]:
+def _title(record: Any) -> str:
     from expagent.memory.records import Episode
 
-    if isinstance(record, Episode):
-        title = record.issue.strip().splitlines()[0] if record.issue.strip() else ""
-        status, detail = "-", f"{record.outcome} ({record.outcome_source})"
-    else:
-        title = record.advice.strip().splitlines()[0]
-        status, detail = record.status, f"{record.lesson_kind}, v{record.version}"
-    return {"id": record.id, "kind": record.kind, "repo": record.repo or "general",
-            "instance_id": getattr(record, "instance_id", None), "created_at": record.created_at,
-            "status": status, "detail": detail, "title": title[:100], "usage": usage.to_dict()}
+    text = record.issue if isinstance(record, Episode) else record.advice
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    instance = getattr(record, "instance_id", None)
+    return f"{instance}: {first}" if instance else first
+
+
+def _state(record: Any) -> str:
+    return record.outcome if record.kind == "episode" else record.status
 
 
 @memory_app.command("ls")
@@ -65,41 +85,42 @@ def ls_cmd(kind: Optional[str] = typer.Option(None, "--kind", help="episode or l
            limit: Optional[int] = typer.Option(None, "--limit", help="show at most N records"),
            home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, embedding: Optional[str] = _EMB,
            as_json: bool = _JSON) -> None:
-    """List memory records."""
+    """List memory records (one line each, cut to the terminal's width; --json: every field)."""
     from expagent.errors import ExpagentError
+    from expagent.memory.store import usage_from
 
     if kind not in (None, "episode", "lesson"):
         raise ExpagentError(f"--kind must be episode or lesson (got {kind!r})")
     if status not in (None, "active", "retired"):
         raise ExpagentError(f"--status must be active or retired (got {status!r})")
-    keys = {"created": lambda r: r["created_at"], "id": lambda r: r["id"], "repo": lambda r: r["repo"],
-            "retrieved": lambda r: -r["usage"]["retrieved"], "usefulness": lambda r: -r["usage"]["usefulness"]}
+    keys = {"created": lambda r, u: r.created_at, "id": lambda r, u: r.id, "repo": lambda r, u: r.repo,
+            "retrieved": lambda r, u: -u.retrieved, "usefulness": lambda r, u: -u.usefulness}
     if sort not in keys:
         raise ExpagentError(f"--sort must be one of {', '.join(keys)} (got {sort!r})")
-    store = _open(home, chroma_url, embedding)
-    repo_filter = "" if repo == "general" else repo
-    records = store.list(kind=kind, repo=repo_filter, status=None)
-    usages = store.get_many([r.id for r in records]) if records else {}
-    rows = [_summary_row(r, usages[r.id][1]) for r in records]
+    from expagent.memory.store import record_from_document
+
+    store = _open(home, chroma_url, embedding, create=False)
+    where = [c for c in ({"kind": kind} if kind else None,
+                         {"repo": "" if repo == "general" else repo} if repo is not None else None) if c]
+    rows = [(record_from_document(doc, meta), usage_from(meta))
+            for _id, doc, meta, _e in store.iter_raw(None if not where else where[0] if len(where) == 1
+                                                     else {"$and": where})]
     if status:
-        rows = [r for r in rows if r["kind"] == "lesson" and r["status"] == status]
-    rows.sort(key=keys[sort])
+        rows = [(r, u) for r, u in rows if r.kind == "lesson" and r.status == status]
+    rows.sort(key=lambda ru: keys[sort](*ru))
     if limit is not None:
         rows = rows[:limit]
     if as_json:
-        _print_json(rows)
+        _print_json([{**r.to_dict(), "usage": u.to_dict()} for r, u in rows])
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"memory: {len(rows)} record(s)")
-    for col in ("id", "kind", "repo", "instance", "created", "status", "outcome/kind", "used", "title"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        u = r["usage"]
-        table.add_row(r["id"], r["kind"], r["repo"], r["instance_id"] or "", r["created_at"][:19], r["status"],
-                      r["detail"], f"{u['retrieved']} ({u['resolved']}/{u['unresolved']})", r["title"])
-    Console().print(table)
+    width = _width()
+    title_width = max(8, width - (19 + 16 + 10 + 8 + 4))
+    line = "{:<19} {:<16} {:<10} {:<8} {}"
+    typer.echo(_cut(line.format("id", "repo", "state", "used", "title"), width))
+    for r, u in rows:
+        typer.echo(_cut(line.format(r.id, _cut(r.repo or "general", 16), _state(r),
+                                    f"{u.retrieved} {u.resolved}/{u.unresolved}", _cut(" ".join(_title(r).split()), title_width)), width))
+    typer.echo(f"{len(rows)} record(s)" + ("" if rows else " (memory is empty)"))
 
 
 @memory_app.command("show")
@@ -107,27 +128,33 @@ def show_cmd(record_id: str = typer.Argument(..., help="record id (ep-... or ls-
              home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, embedding: Optional[str] = _EMB,
              as_json: bool = _JSON) -> None:
     """Show one record in full, with its usage and audit history."""
-    store = _open(home, chroma_url, embedding)
+    import json
+
+    store = _open(home, chroma_url, embedding, create=False)
     record = store.get(record_id)
     usage = store.usage(record_id)
     history = [h.to_dict() for h in store.history(record_id)]
     if as_json:
         _print_json({"record": record.to_dict(), "usage": usage.to_dict(), "history": history})
         return
-    import json
-
-    from rich.console import Console
-    from rich.syntax import Syntax
-
-    console = Console()
     data = record.to_dict()
     patch = data.pop("patch", None)
-    console.print(Syntax(json.dumps(data, indent=2, ensure_ascii=False), "json", word_wrap=True))
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))  # plain: a copy of it is valid JSON
     if patch:
-        console.print(Syntax(patch, "diff", word_wrap=True))
-    console.print(f"usage: {usage.to_dict()}")
+        typer.echo(patch.rstrip("\n"))
+    u = usage.to_dict()
+    typer.echo(f"usage: retrieved {u['retrieved']}, resolved {u['resolved']}, unresolved {u['unresolved']}, "
+               f"usefulness {u['usefulness']}")
+    _print_history(history)
+
+
+def _print_history(history: list[dict[str, Any]]) -> None:
+    import json
+
+    width = _width()
     for h in history:
-        console.print(f"  {h['at']}  {h['action']:<8} by {h['actor']}  {json.dumps(h['detail'])[:120]}")
+        head = f"  {h['at']}  {h['action']:<8} by {h['actor']}  "
+        typer.echo(head + _cut(json.dumps(h["detail"], ensure_ascii=False), max(10, width - len(head))))
 
 
 @memory_app.command("search")
@@ -152,14 +179,14 @@ def search_cmd(text: Optional[str] = typer.Argument(None, help="the issue text t
         raise ExpagentError("give the text to search for, or --batch FILE.jsonl")
     if batch is not None:
         queries = _read_batch(batch)
-        store = _open(home, chroma_url, embedding)
+        store = _open(home, chroma_url, embedding, create=False)
         for q in queries:
             hits = retrieve(store, q["query"], repo=q.get("repo"), before=q.get("before"),
                             exclude_instance=q.get("exclude_instance"), k=int(q.get("k") or k), kinds=kinds,
                             floor=floor)
             _print_json({"results": [_hit_row(h) for h in hits]})
         return
-    store = _open(home, chroma_url, embedding)
+    store = _open(home, chroma_url, embedding, create=False)
     hits = retrieve(store, text or "", repo=repo, before=before, exclude_instance=exclude_instance, k=k,
                     kinds=kinds, floor=floor)
     if as_json:
@@ -176,9 +203,9 @@ def search_cmd(text: Optional[str] = typer.Argument(None, help="the issue text t
     for col in ("score", "id", "kind", "repo", "instance", "dense", "lexical", "keys", "summary"):
         table.add_column(col, overflow="fold")
     for h in hits:
-        row = _summary_row(h.record, store.usage(h.id))
-        table.add_row(f"{h.score:.3f}", h.id, h.kind, row["repo"], row["instance_id"] or "",
-                      f"{h.parts['dense']:.2f}", f"{h.parts['lexical']:.2f}", f"{h.parts['keys']:.2f}", row["title"])
+        table.add_row(f"{h.score:.3f}", h.id, h.kind, h.record.repo or "general",
+                      getattr(h.record, "instance_id", None) or "", f"{h.parts['dense']:.2f}",
+                      f"{h.parts['lexical']:.2f}", f"{h.parts['keys']:.2f}", _title(h.record)[:100])
     console.print(table)
 
 
@@ -256,7 +283,7 @@ def export_cmd(file: Path = typer.Argument(..., help="JSONL file to write"),
     """Write every record (with usage counters, optionally vectors) to a JSONL file."""
     from expagent.memory.transfer import export_jsonl
 
-    store = _open(home, chroma_url, embedding)
+    store = _open(home, chroma_url, embedding, create=False)
     n = export_jsonl(store, file, with_embeddings=embeddings)
     _print_json({"exported": n, "file": str(file)}) if as_json else typer.echo(f"exported {n} record(s) to {file}")
 
@@ -302,7 +329,7 @@ def stats_cmd(home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, em
     """Counts by kind, status and repo; where the memory lives; which embedding model it uses."""
     from collections import Counter
 
-    store = _open(home, chroma_url, embedding)
+    store = _open(home, chroma_url, embedding, create=False)
     kinds: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
     repos: Counter[str] = Counter()
@@ -314,35 +341,48 @@ def stats_cmd(home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, em
         repos[meta.get("repo") or "general"] += 1
         retrieved += int(meta.get("n_retrieved") or 0)
     data = {"memory_dir": str(store.memory_dir), "chroma": store.chroma_url or "embedded",
-            "embedding_model": store.embedder.name, "total": sum(kinds.values()),
+            "embedding_model": store.embedding_name, "total": sum(kinds.values()),
             "episodes": kinds.get("episode", 0), "lessons": kinds.get("lesson", 0),
             "lessons_by_status": dict(statuses), "by_repo": dict(repos.most_common()),
-            "times_retrieved": retrieved, "audit_entries": len(store.audit.history())}
+            "times_retrieved": retrieved, "audit_entries": store.audit.entry_count()}
     if as_json:
         _print_json(data)
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="memory stats", show_header=False)
+    width = _width()
     for key in ("memory_dir", "chroma", "embedding_model", "total", "episodes", "lessons", "lessons_by_status",
                 "times_retrieved", "audit_entries"):
-        table.add_row(key, str(data[key]))
+        typer.echo(_cut(f"{key:<18} {data[key]}", width))
     for repo_name, n in data["by_repo"].items():
-        table.add_row(f"  {repo_name}", str(n))
-    Console().print(table)
+        typer.echo(_cut(f"  {repo_name:<16} {n}", width))
+
+
+@memory_app.command("check")
+def check_cmd(repair: bool = typer.Option(False, "--repair", help="restore what the audit log (or Chroma) can restore"),
+              home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, embedding: Optional[str] = _EMB,
+              as_json: bool = _JSON) -> None:
+    """Compare the audit log with Chroma (records, ids, embedding model, schema, interrupted writes); exit 1 on a
+    problem. --repair fixes what can be fixed and checks again."""
+    from expagent.memory.check import check_memory
+
+    settings = _settings(home)
+    report = check_memory(home, chroma_url or settings.chroma_url, embedding or settings.embedding_model,
+                          repair=repair)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        for note in report.repaired:
+            typer.echo(f"repaired: {note}")
+        for problem in report.problems:
+            typer.echo(f"{problem.code}: {problem.message}")
+        typer.echo(report.summary())
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 # -- maintenance: consolidate, prune, history, learn-git ------------------------
 
-def _store(home: Optional[Path]):
-    from expagent import paths
-    from expagent.config import load_settings
-    from expagent.memory.opening import open_store
-
-    paths.select_home(home)
-    settings = load_settings(None)
-    return settings, open_store(home, settings=settings)
+def _store(home: Optional[Path], create: bool = True):
+    return _settings(home), _open(home, None, None, create=create)
 
 
 def consolidate_command(
@@ -362,7 +402,7 @@ def consolidate_command(
     from expagent.experience.maintain import consolidate
     from expagent.experience.remember import make_distiller
 
-    settings, store = _store(home)
+    settings, store = _store(home, create=not dry_run)
     console = Console(stderr=True)
     with store:
         llm = None
@@ -396,7 +436,7 @@ def prune_command(
 
     from expagent.experience.maintain import prune
 
-    _settings, store = _store(home)
+    _settings_, store = _store(home, create=not dry_run)
     with store:
         items = prune(store, min_uses=min_uses, max_usefulness=max_usefulness, dry_run=dry_run)
     if json_out:
@@ -417,33 +457,24 @@ def history_command(
 ) -> None:
     """Every change to a memory item (audit log), with its versions and merges."""
     import json
-    from dataclasses import asdict, is_dataclass
 
-    from rich.console import Console
-    from rich.table import Table
-
-    _settings, store = _store(home)
+    _settings_, store = _store(home, create=False)
     with store:
         record = store.get(record_id)
         entries = store.history(record_id)
-    rows = [asdict(e) if is_dataclass(e) else dict(e) for e in entries]
+    rows = [e.to_dict() for e in entries]
     links = {k: v for k, v in {
         "supersedes": getattr(record, "supersedes", None), "superseded_by": getattr(record, "superseded_by", None),
         "merged_from": record.provenance.get("merged_from"), "status": getattr(record, "status", None),
         "retired_reason": getattr(record, "retired_reason", None)}.items() if v}
     if json_out:
-        print(json.dumps({"id": record_id, "links": links, "history": rows}, indent=2, default=str))
+        typer.echo(json.dumps({"id": record_id, "links": links, "history": rows}, indent=2, default=str))
         return
-    table = Table(title=f"history of {record_id}")
-    columns = list(rows[0].keys()) if rows else ["action"]
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*[json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v) for v in row.values()])
-    console = Console()
-    console.print(table)
+    typer.echo(f"history of {record_id}")
+    _print_history(rows)
+    width = _width()
     for key, value in links.items():
-        console.print(f"{key}: {value}")
+        typer.echo(_cut(f"{key}: {value}", width))
 
 
 def learn_git_command(

@@ -5,23 +5,19 @@ written by the LLM. Nothing is overwritten: the members are retired (``merged in
 keep their ids, text and evidence; the new lesson lists them in ``provenance.merged_from`` and
 inherits their evidence. Episodes are never touched.
 
-A merge writes a journal first (``consolidation.journal.json`` in the memory directory) and
-removes it last; an interrupted merge is rolled forward by the next ``consolidate``, so no
-half-merged state survives.
+Each merge is one memory op (``MemoryStore.transaction``): the new lesson and every member's retirement are
+journaled together, applied, and committed together, so a reader never sees the merged lesson next to active
+members, and a merge interrupted by a kill is rolled forward by the next writer. A dry run writes nothing.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, Callable
 
 from expagent.errors import ExpagentError
-from expagent.fsutil import atomic_write_json
 
 CLUSTER_THRESHOLD = 0.85
 PROMPT_VERSION = "consolidate-v1"
-JOURNAL = "consolidation.journal.json"
 
 
 def _lesson_text(lesson) -> str:
@@ -60,47 +56,22 @@ def _merged_text(model, members: list) -> dict[str, str]:
         raise ExpagentError("the model did not return a usable merged lesson twice; nothing was changed") from None
 
 
-def _journal_path(store) -> Path:
-    return Path(store.memory_dir) / JOURNAL
-
-
-def _apply_merge(store, plan: dict[str, Any], actor: str, before_each: Callable[[str], None] | None = None) -> None:
-    """Carry out (or finish) one merge: add the new lesson if missing, retire every member still active."""
-    from expagent.memory.records import record_from_dict
-
-    new = record_from_dict(plan["new"])
-    if not store.exists(new.id):
+def _apply_merge(store, new, members: list[str], actor: str) -> None:
+    """One merge as one op: add the new lesson, retire every member still active."""
+    with store.transaction(actor):
         store.add_lesson(new, actor)
-    for member_id in plan["members"]:
-        if before_each:
-            before_each(member_id)
-        member = store.get(member_id)
-        if member.status == "active":
-            store.retire(member_id, actor, f"merged into {new.id}")
-
-
-def finish_interrupted(store, actor: str = "expagent memory consolidate") -> str | None:
-    """Roll forward a merge that was interrupted midway; returns the merged lesson's id if there was one."""
-    path = _journal_path(store)
-    if not path.is_file():
-        return None
-    plan = json.loads(path.read_text())
-    _apply_merge(store, plan, actor)
-    path.unlink()
-    return plan["new"]["id"]
+        for member_id in members:
+            if store.get(member_id).status == "active":
+                store.retire(member_id, actor, f"merged into {new.id}")
 
 
 def consolidate(store, model, *, repo: str | None = None, dry_run: bool = False,
                 threshold: float = CLUSTER_THRESHOLD, actor: str = "expagent memory consolidate",
-                notice: Callable[[str], None] | None = None,
-                _before_each: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                notice: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Merge near-duplicate lesson clusters; returns one entry per cluster (what was, or would be, merged)."""
     from expagent.memory.records import Lesson
 
     notice = notice or (lambda _m: None)
-    finished = finish_interrupted(store, actor)
-    if finished:
-        notice(f"finished an interrupted consolidation into {finished}")
     results = []
     for members in lesson_clusters(store, repo, threshold):
         entry = {"members": [m.id for m in members], "scope": members[0].scope}
@@ -118,10 +89,7 @@ def consolidate(store, model, *, repo: str | None = None, dry_run: bool = False,
                      supersedes=members[0].id,
                      provenance={"source": "consolidation", "merged_from": entry["members"],
                                  "model": getattr(model, "name", None), "prompt_version": PROMPT_VERSION})
-        plan = {"new": new.to_dict(), "members": entry["members"]}
-        atomic_write_json(_journal_path(store), plan)
-        _apply_merge(store, plan, actor, _before_each)
-        _journal_path(store).unlink()
+        _apply_merge(store, new, entry["members"], actor)
         entry["merged_into"] = new.id
         results.append(entry)
         notice(f"merged {', '.join(entry['members'])} into {new.id}")
@@ -145,12 +113,13 @@ def undo_merge(store, record_id: str, actor: str = "expagent memory restore") ->
     if not members:
         return []
     restored = []
-    for member_id in members:
-        if store.exists(member_id) and store.get(member_id).status == "retired":
-            store.restore(member_id, actor)
-            restored.append(member_id)
-    if merged.status == "active":
-        store.retire(merged.id, actor, "consolidation undone")
+    with store.transaction(actor):
+        for member_id in members:
+            if store.exists(member_id) and store.get(member_id).status == "retired":
+                store.restore(member_id, actor)
+                restored.append(member_id)
+        if merged.status == "active":
+            store.retire(merged.id, actor, "consolidation undone")
     return restored
 
 
@@ -169,7 +138,8 @@ def prune(store, *, min_uses: int = 3, max_usefulness: float = 0.34, dry_run: bo
           actor: str = "expagent memory prune") -> list[dict[str, Any]]:
     """Retire (never delete) lessons that were used often and rarely helped."""
     candidates = prune_candidates(store, min_uses=min_uses, max_usefulness=max_usefulness)
-    if not dry_run:
-        for item in candidates:
-            store.retire(item["id"], actor, f"pruned: injected {item['uses']} times, helped {item['helped']}")
+    if not dry_run and candidates:
+        with store.transaction(actor):
+            for item in candidates:
+                store.retire(item["id"], actor, f"pruned: injected {item['uses']} times, helped {item['helped']}")
     return candidates

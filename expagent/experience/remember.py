@@ -50,7 +50,9 @@ def remember_run(outcome, settings, context, *, store, verdict: dict[str, Any], 
                  notice: Callable[[str], None] | None = None) -> list[str]:
     """Store the run as an episode (+ lessons) and update the usefulness of what it was given.
 
-    Idempotent for a given ``episode_key``: a second call (e.g. a resumed replay) writes nothing.
+    Everything is one memory op (episode, lessons, evidence, usage counters): after a kill it is either all in
+    memory or not at all. Idempotent for a given ``episode_key``: a second call (e.g. a resumed replay) writes
+    nothing, and the usage counters are keyed by (task, record) so no resume can count twice.
     Returns the ids written.
     """
     from expagent.codeintel.patchkeys import files_and_symbols_from_patch
@@ -90,28 +92,29 @@ def remember_run(outcome, settings, context, *, store, verdict: dict[str, Any], 
                     "prompt_version": PROMPT_VERSION, "episode_key": episode_key},
         id=episode_id,
     )
-    store.add_episode(episode, actor)
-    written = [episode.id]
-    if distilled.note:
-        notice(distilled.note)
-    for item in distilled.lessons:
-        scope = repo_name if item["scope"] == "repo" else "general"
-        text = f"{item['applies_when']}\n{item['advice']}"
-        similar = store.find_similar_lessons(text, threshold=DUPLICATE_THRESHOLD, scope=scope)
-        if similar:
-            store.add_evidence(similar[0][0].id, episode.id, actor)
-            notice(f"lesson adds evidence to {similar[0][0].id} (similarity {similar[0][1]:.2f})")
-            continue
-        lesson = Lesson(applies_when=item["applies_when"], advice=item["advice"], lesson_kind=item["kind"],
-                        scope=scope, source_episodes=[episode.id], created_at=when,
-                        provenance={"source": "distillation", "episode": episode.id, "model": distilled.model,
-                                    "prompt_version": PROMPT_VERSION})
-        store.add_lesson(lesson, actor)
-        written.append(lesson.id)
-    used = list(dict.fromkeys([*(trajectory.get("memory") or {}).get("injected", []),
-                               *(trajectory.get("memory") or {}).get("recalled", [])]))
-    used = [i for i in used if store.exists(i)]  # an item deleted meanwhile has nothing left to count
-    if used:
-        resolved = {"resolved": True, "unresolved": False}.get(result_verdict)
-        store.record_usage(used, resolved, actor)
+    with store.transaction(actor):
+        store.add_episode(episode, actor)
+        written = [episode.id]
+        if distilled.note:
+            notice(distilled.note)
+        for item in distilled.lessons:
+            scope = repo_name if item["scope"] == "repo" else "general"
+            text = f"{item['applies_when']}\n{item['advice']}"
+            similar = store.find_similar_lessons(text, threshold=DUPLICATE_THRESHOLD, scope=scope)
+            if similar:
+                store.add_evidence(similar[0][0].id, episode.id, actor)
+                notice(f"lesson adds evidence to {similar[0][0].id} (similarity {similar[0][1]:.2f})")
+                continue
+            lesson = Lesson(applies_when=item["applies_when"], advice=item["advice"], lesson_kind=item["kind"],
+                            scope=scope, source_episodes=[episode.id], created_at=when,
+                            provenance={"source": "distillation", "episode": episode.id, "model": distilled.model,
+                                        "prompt_version": PROMPT_VERSION})
+            store.add_lesson(lesson, actor)
+            written.append(lesson.id)
+        used = list(dict.fromkeys([*(trajectory.get("memory") or {}).get("injected", []),
+                                   *(trajectory.get("memory") or {}).get("recalled", [])]))
+        used = [i for i in used if store.exists(i)]  # an item deleted meanwhile has nothing left to count
+        if used:
+            resolved = {"resolved": True, "unresolved": False}.get(result_verdict)
+            store.record_usage(used, resolved, actor, key=episode_key or episode.id)
     return written

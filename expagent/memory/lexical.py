@@ -3,7 +3,15 @@
 Chroma has no keyword search in embedded mode, so expagent keeps its own index. Building it reads every record, so
 it is cached twice: in the process (keyed by the store's ``write_token``) and on disk under
 ``memory/cache/lexical-<token>/`` (bm25s' own save format plus a JSON side file), so a short-lived CLI process loads
-it instead of rebuilding. Any add or delete changes the write token, and the next search rebuilds.
+it instead of rebuilding. Any add or delete changes the write token, and the next search rebuilds — except that
+a few records added to a large index join it as a *delta* (below), so a writer adding one record at a time does not
+make every searching process re-index everything.
+
+**The delta.** Re-indexing BM25 costs time linear in the memory (about 2 s at 10k records here), and a store with
+a live writer changes its token on every add. When records are only added, and they are few next to the indexed
+ones (at most 5 %, and the index has at least 200 records), they are scored by a small exact BM25 with the base index's idf and
+average length (what they would score had they been in the index when it was built, give or take their own effect
+on idf; a term no base record has gets its idf over everything); the next full rebuild folds them in.
 
 The vectors are the ones stored in Chroma, kept as one matrix so that dense similarity under retrieval's filters
 (repo, time, instance) is an exact product over the rows that pass them: Chroma's filtered nearest-neighbour query
@@ -27,7 +35,9 @@ from expagent.fsutil import atomic_write_json
 from expagent.memory.records import Episode, record_from_dict, record_text
 from expagent.memory.tokens import code_tokens, split_identifier
 
-_FORMAT = 5  # bump when the cached layout or the tokenizer changes
+_FORMAT = 6  # bump when the cached layout or the tokenizer changes
+_DELTA_MIN_BASE = 200
+_DELTA_SHARE = 0.05
 
 
 @dataclass
@@ -42,6 +52,9 @@ class LexicalIndex:
     created: Any  # numpy float array, seconds since the epoch
     bm25: Any  # bm25s.BM25 or None when the memory is empty
     vectors: Any = None  # (n, dim) float32, the records' embeddings as stored in Chroma
+    avgdl: float = 0.0  # the average token count of the records the BM25 index was built over
+    delta_tf: list[dict[str, int]] | None = None  # records after the BM25 base: token -> frequency
+    delta_len: list[int] | None = None  # their token counts
     _position: dict[str, int] | None = None
 
     def position(self) -> dict[str, int]:
@@ -54,7 +67,37 @@ class LexicalIndex:
 
         if self.bm25 is None or not query_tokens:
             return np.zeros(len(self.ids), dtype=np.float32)
-        return self.bm25.get_scores(query_tokens)
+        base = self.bm25.get_scores(query_tokens)
+        if not self.delta_tf:
+            return base
+        return np.concatenate([base, self._delta_scores(query_tokens)]).astype(base.dtype)
+
+    def _delta_scores(self, query_tokens: list[str]) -> Any:
+        """BM25 (bm25s' "lucene" variant) of the delta records, with the base index's statistics."""
+        import math
+
+        import numpy as np
+
+        bm25, out = self.bm25, np.zeros(len(self.delta_tf or []), dtype=np.float64)
+        n_base = len(self.ids) - len(out)
+        indptr = bm25.scores["indptr"]
+        k1, b, avgdl = float(bm25.k1), float(bm25.b), self.avgdl or 1.0
+        norms = [k1 * ((1 - b) + b * length / avgdl) for length in self.delta_len or []]
+        for tok in query_tokens:
+            tid = bm25.vocab_dict.get(tok)
+            if tid is not None:  # a term of the base: its idf as the base computed it
+                df = int(indptr[tid + 1] - indptr[tid])
+                idf = math.log(1 + (n_base - df + 0.5) / (df + 0.5))
+            else:  # a term only the delta has (no base record contains it): idf over everything
+                df = sum(1 for tf in self.delta_tf or [] if tok in tf)
+                if not df:
+                    continue
+                idf = math.log(1 + (len(self.ids) - df + 0.5) / (df + 0.5))
+            for j, tf in enumerate(self.delta_tf or []):
+                c = tf.get(tok)
+                if c:
+                    out[j] += idf * c / (norms[j] + c)
+        return out
 
 
 def file_keys_of(files: list[str]) -> list[str]:
@@ -146,7 +189,12 @@ def _build(store: Any, token: str) -> LexicalIndex:
         if len(v) == dim:
             matrix[n] = v
     return LexicalIndex(token, ids, np.array(kinds, dtype=object), np.array(repos, dtype=object),
-                        np.array(instances, dtype=object), np.array(created, dtype=np.float64), bm25, matrix)
+                        np.array(instances, dtype=object), np.array(created, dtype=np.float64), bm25, matrix,
+                        avgdl=_avgdl(corpus))
+
+
+def _avgdl(corpus: list[list[str]]) -> float:
+    return sum(len(c) for c in corpus) / len(corpus) if corpus else 0.0
 
 
 def _extend(store: Any, old: LexicalIndex, token: str) -> LexicalIndex | None:
@@ -157,10 +205,15 @@ def _extend(store: Any, old: LexicalIndex, token: str) -> LexicalIndex | None:
 
     now = store.all_ids()
     now_set = set(now)
-    if len(now_set) < len(old.ids) or any(i not in now_set or i not in _token_memo for i in old.ids):
-        return None
+    if len(now_set) < len(old.ids) or any(i not in now_set for i in old.ids):
+        return None  # records were removed
     known = old.position()
     new_ids = [i for i in now if i not in known]
+    base = len(old.ids) - len(old.delta_tf or [])
+    use_delta = (old.bm25 is not None and base >= _DELTA_MIN_BASE
+                 and len(old.delta_tf or []) + len(new_ids) <= _DELTA_SHARE * base)
+    if not use_delta and any(i not in _token_memo for i in old.ids):
+        return None
     kinds, repos, instances, created, vectors = [], [], [], [], []
     for start in range(0, len(new_ids), 1000):
         got = store.collection.get(ids=new_ids[start:start + 1000], include=["documents", "metadatas", "embeddings"])
@@ -179,12 +232,25 @@ def _extend(store: Any, old: LexicalIndex, token: str) -> LexicalIndex | None:
     matrix = np.vstack([np.asarray(old.vectors, dtype=np.float32).reshape(len(old.ids), -1) if len(old.ids) else
                         np.zeros((0, len(vectors[0]) if vectors else 0), dtype=np.float32),
                         *([np.stack(vectors)] if vectors else [])])
-    bm25 = bm25s.BM25()
-    bm25.index([_token_memo[i] for i in ids], show_progress=False)
+    if use_delta:  # keep the BM25 base; the new records join its delta
+        delta_tf, delta_len = list(old.delta_tf or []), list(old.delta_len or [])
+        for item_id in new_ids:
+            counts: dict[str, int] = {}
+            for tok in _token_memo[item_id]:
+                counts[tok] = counts.get(tok, 0) + 1
+            delta_tf.append(counts)
+            delta_len.append(len(_token_memo[item_id]))
+        bm25, avgdl = old.bm25, old.avgdl
+    else:
+        corpus = [_token_memo[i] for i in ids]
+        bm25 = bm25s.BM25()
+        bm25.index(corpus, show_progress=False)
+        avgdl, delta_tf, delta_len = _avgdl(corpus), None, None
     return LexicalIndex(token, ids, np.concatenate([old.kinds, np.array(kinds, dtype=object)]),
                         np.concatenate([old.repos, np.array(repos, dtype=object)]),
                         np.concatenate([old.instances, np.array(instances, dtype=object)]),
-                        np.concatenate([old.created, np.array(created, dtype=np.float64)]), bm25, matrix)
+                        np.concatenate([old.created, np.array(created, dtype=np.float64)]), bm25, matrix,
+                        avgdl=avgdl, delta_tf=delta_tf, delta_len=delta_len)
 
 
 def _cache_dir(store: Any, token: str) -> Path:
@@ -203,7 +269,7 @@ def _save(index: LexicalIndex, directory: Path) -> None:
     atomic_write_json(tmp / "side.json", {
         "format": _FORMAT, "token": index.token, "ids": index.ids, "kinds": list(index.kinds),
         "repos": list(index.repos), "instances": list(index.instances), "created": list(map(float, index.created)),
-        "has_bm25": index.bm25 is not None,
+        "has_bm25": index.bm25 is not None, "avgdl": index.avgdl,
     }, indent=None)
     try:
         tmp.rename(directory)
@@ -231,7 +297,7 @@ def _load(directory: Path, token: str) -> LexicalIndex | None:
         return None  # a damaged cache is only a cache: rebuild
     return LexicalIndex(token, side["ids"], np.array(side["kinds"], dtype=object),
                         np.array(side["repos"], dtype=object), np.array(side["instances"], dtype=object),
-                        np.array(side["created"], dtype=np.float64), bm25, vectors)
+                        np.array(side["created"], dtype=np.float64), bm25, vectors, avgdl=float(side.get("avgdl", 0.0)))
 
 
 _memo: dict[str, LexicalIndex] = {}
@@ -253,8 +319,8 @@ def lexical_index(store: Any) -> LexicalIndex:
         index = _extend(store, cached, token) if cached is not None else None
         if index is None:
             index = _build(store, token)
-        if len(index.ids) >= 200:  # small memories rebuild faster than they load
-            _save(index, directory)
+        if len(index.ids) >= 200 and not index.delta_tf:  # small memories rebuild faster than they load; an
+            _save(index, directory)                      # index with a delta is not saved (the next build is)
     with _memo_lock:
         _memo[key] = index
     return index

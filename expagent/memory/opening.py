@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 
 def open_store(home: str | os.PathLike | None = None, *, settings: Any = None, repo: str | os.PathLike | None = None,
-               chroma_url: str | None = None, embedding: str | None = None):
+               chroma_url: str | None = None, embedding: str | None = None, create: bool = True):
     """A :class:`~expagent.memory.store.MemoryStore` under ``home`` (default: the expagent home).
 
     ``settings`` (a loaded :class:`~expagent.config.Settings`) is used as given; without it the settings are loaded
@@ -28,4 +28,4 @@ def open_store(home: str | os.PathLike | None = None, *, settings: Any = None, r
         url = chroma_url or settings.chroma_url
         model = embedding or settings.embedding_model
         log.debug("opening memory in %s (chroma %s, embedding %s)", paths.home(), url or "embedded", model)
-        return MemoryStore.open(home=home, chroma_url=url, embedding=model)
+        return MemoryStore.open(home=home, chroma_url=url, embedding=model, create=create)

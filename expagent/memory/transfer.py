@@ -36,7 +36,7 @@ def export_jsonl(store: Any, path: Path | str, with_embeddings: bool = False) ->
                 line: dict[str, Any] = {"record": record.to_dict(),
                                         "usage": {"retrieved": usage.retrieved, "resolved": usage.resolved,
                                                   "unresolved": usage.unresolved},
-                                        "embedding_model": store.embedder.name}
+                                        "embedding_model": store.embedding_name}
                 if with_embeddings and emb is not None:
                     line["embedding"] = emb
                 fh.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
