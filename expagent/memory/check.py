@@ -79,9 +79,9 @@ def _move_aside(path: Path, stem: str, suffix: str = "") -> Path:
 
 
 def _open_store(home: Path, chroma_url: str | None, embedding: str) -> Any:
-    from expagent.memory.store import MemoryStore
+    from expagent.memory.opening import open_store
 
-    return MemoryStore.open(home=home, chroma_url=chroma_url, embedding=embedding, create=True, check=False)
+    return open_store(home, chroma_url=chroma_url, embedding=embedding, create=True, check=False)
 
 
 def check_memory(home: Path | str | None = None, chroma_url: str | None = None, embedding: str = "minilm-int8",

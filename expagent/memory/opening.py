@@ -11,11 +11,13 @@ log = logging.getLogger(__name__)
 
 
 def open_store(home: str | os.PathLike | None = None, *, settings: Any = None, repo: str | os.PathLike | None = None,
-               chroma_url: str | None = None, embedding: str | None = None, create: bool = True):
+               chroma_url: str | None = None, embedding: str | None = None, create: bool = True,
+               check: bool = True):
     """A :class:`~expagent.memory.store.MemoryStore` under ``home`` (default: the expagent home).
 
     ``settings`` (a loaded :class:`~expagent.config.Settings`) is used as given; without it the settings are loaded
     for ``repo`` with ``home`` as the expagent home. ``chroma_url`` and ``embedding`` override the settings.
+    ``create=False`` opens for reading (nothing is created); ``check=False`` skips the cheap check on open.
     """
     from expagent import paths
     from expagent.memory.store import MemoryStore
@@ -28,4 +30,4 @@ def open_store(home: str | os.PathLike | None = None, *, settings: Any = None, r
         url = chroma_url or settings.chroma_url
         model = embedding or settings.embedding_model
         log.debug("opening memory in %s (chroma %s, embedding %s)", paths.home(), url or "embedded", model)
-        return MemoryStore.open(home=home, chroma_url=url, embedding=model, create=create)
+        return MemoryStore.open(home=home, chroma_url=url, embedding=model, create=create, check=check)
