@@ -68,6 +68,8 @@ def ls_cmd(kind: Optional[str] = typer.Option(None, "--kind", help="episode or l
            status: Optional[str] = typer.Option(None, "--status", help="active or retired (lessons)"),
            sort: str = typer.Option("created", "--sort", help="created | id | repo | retrieved | usefulness"),
            limit: Optional[int] = typer.Option(None, "--limit", help="show at most N records"),
+           stale_for: Optional[Path] = typer.Option(None, "--stale-for", help="show each record's staleness "
+                                                    "against this checkout (its files and symbols)"),
            home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, embedding: Optional[str] = _EMB,
            as_json: bool = _JSON) -> None:
     """List memory records."""
@@ -86,6 +88,12 @@ def ls_cmd(kind: Optional[str] = typer.Option(None, "--kind", help="episode or l
     records = store.list(kind=kind, repo=repo_filter, status=None)
     usages = store.get_many([r.id for r in records]) if records else {}
     rows = [_summary_row(r, usages[r.id][1]) for r in records]
+    if stale_for is not None:
+        from expagent.memory.staleness import check_records
+
+        verdicts = check_records(records, stale_for, {r.id: r for r in records if r.kind == "episode"})
+        for row in rows:
+            row["staleness"] = {"state": verdicts[row["id"]].state, "label": verdicts[row["id"]].label()}
     if status:
         rows = [r for r in rows if r["kind"] == "lesson" and r["status"] == status]
     rows.sort(key=keys[sort])
@@ -98,12 +106,14 @@ def ls_cmd(kind: Optional[str] = typer.Option(None, "--kind", help="episode or l
     from rich.table import Table
 
     table = Table(title=f"memory: {len(rows)} record(s)")
-    for col in ("id", "kind", "repo", "instance", "created", "status", "outcome/kind", "used", "title"):
+    cols = ["id", "kind", "repo", "instance", "created", "status", "outcome/kind", "used", "title"]
+    for col in cols + (["staleness"] if stale_for is not None else []):
         table.add_column(col, overflow="fold")
     for r in rows:
         u = r["usage"]
+        extra = [r["staleness"]["label"] or r["staleness"]["state"]] if stale_for is not None else []
         table.add_row(r["id"], r["kind"], r["repo"], r["instance_id"] or "", r["created_at"][:19], r["status"],
-                      r["detail"], f"{u['retrieved']} ({u['resolved']}/{u['unresolved']})", r["title"])
+                      r["detail"], f"{u['retrieved']} ({u['resolved']}/{u['unresolved']})", r["title"], *extra)
     Console().print(table)
 
 

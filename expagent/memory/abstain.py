@@ -31,7 +31,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 FEATURES = ("log_pool", "top_score", "top_dense", "file_recurrence")
+#: with a localization of the new issue (``Localization``): how close the candidates' edited files come to the
+#: top of the issue's likely edit locations
+LOCALIZED_FEATURES = (*FEATURES, "top_loc", "best_loc")
 GATE_FILE = Path(__file__).with_name("abstain_gate.json")
+LOCALIZED_GATE_FILE = Path(__file__).with_name("abstain_gate_localized.json")
 
 
 @dataclass(frozen=True)
@@ -71,15 +75,23 @@ class Gate:
                    float(data.get("sure_dense", 0.75)))
 
 
-@lru_cache(maxsize=1)
-def default_gate() -> Gate:
-    return Gate.from_dict(json.loads(GATE_FILE.read_text(encoding="utf-8")))
+@lru_cache(maxsize=2)
+def default_gate(localized: bool = False) -> Gate:
+    """The shipped gate: the localized one when the query's likely edit locations are known."""
+    path = LOCALIZED_GATE_FILE if localized else GATE_FILE
+    return Gate.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def query_features(hits: Sequence[Any], pool_size: int) -> dict[str, float]:
-    """The gate's features for one query's scored candidates (best first); ``{}`` when there are none."""
+def query_features(hits: Sequence[Any], pool_size: int, localized: bool = False) -> dict[str, float]:
+    """The gate's features for one query's scored candidates (best first); ``{}`` when there are none.
+    ``localized``: the candidates carry a ``loc`` part (``score_candidates(locations=...)``); adds
+    ``top_loc`` (the best candidate's) and ``best_loc`` (the best of all candidates)."""
     if not hits:
         return {}
+    extra = {}
+    if localized:
+        extra = {"top_loc": float(hits[0].parts.get("loc", 0.0)),
+                 "best_loc": max(float(h.parts.get("loc", 0.0)) for h in hits)}
     top = hits[0]
     top_files = set(getattr(top.record, "files", None) or [])
     others = hits[1:]
@@ -89,6 +101,7 @@ def query_features(hits: Sequence[Any], pool_size: int) -> dict[str, float]:
         "top_score": float(top.score),
         "top_dense": max(float(h.parts.get("dense", 0.0)) for h in hits),
         "file_recurrence": recurring / max(1, len(others)),
+        **extra,
     }
 
 
