@@ -9,7 +9,8 @@ wrong). Writes one JSON line per instance with its gold files and, for the files
 signal or of the default combination, every signal's value, so weights can be studied without the checkouts.
 
 Run: ``python benchmarks/localization_data.py --mirrors DIR --work DIR [--sdists DIR] --out FILE``
-(``DIR/owner+name/repo`` bare mirrors; sdists named ``Django-3.0.tar.gz`` etc.). Resumable: instances already in
+(``DIR/owner+name/repo`` bare mirrors; sdists named ``Django-3.0.tar.gz``, wheels for matplotlib and
+scikit-learn). Resumable: instances already in
 ``--out`` are skipped.
 """
 
@@ -34,11 +35,17 @@ SDIST_NAMES = {"django/django": ["Django-{v}.tar.gz", "django-{v}.tar.gz"],
                "scikit-learn/scikit-learn": ["scikit-learn-{v}.0.tar.gz", "scikit-learn-{v}.tar.gz",
                                              "scikit_learn-{v}.0.tar.gz"]}
 TOP = 40
+# wheels stand in where an sdist cannot be downloaded without building it (pip prepares an sdist's metadata,
+# which fails for these old releases here); their sources sit under a prefix in the repository
+WHEELS = {"matplotlib/matplotlib": ("matplotlib-{v}-", "lib/"), "scikit-learn/scikit-learn": ("scikit_learn-{v}-", "")}
+NEAREST_RELEASE = {("matplotlib/matplotlib", "3.0"): "3.1.2", ("matplotlib/matplotlib", "3.1"): "3.1.2"}
 
 
 def sdist_root(repo: str, version: str, sdists: Path, work: Path) -> tuple[Path, str] | None:
     """The repository's sdist tree for ``version``, extracted into one directory per repository (so the symbol
     index, keyed by that directory, re-parses only the files that differ between versions)."""
+    if repo in WHEELS:
+        return wheel_root(repo, version, sdists, work)
     for pattern in SDIST_NAMES.get(repo, []):
         tarball = sdists / pattern.format(v=version)
         if tarball.exists():
@@ -54,6 +61,32 @@ def sdist_root(repo: str, version: str, sdists: Path, work: Path) -> tuple[Path,
                 tmp.rmdir()
                 marker.write_text(tarball.name)
             return dest, tarball.name.removesuffix(".tar.gz")
+    return None
+
+
+def wheel_root(repo: str, version: str, sdists: Path, work: Path) -> tuple[Path, str] | None:
+    import zipfile
+
+    release = NEAREST_RELEASE.get((repo, version))
+    prefix, under = WHEELS[repo]
+    names = [release] if release else [f"{version}.0", version, f"{version}.1", f"{version}.2"]
+    for v in names:
+        found = sorted(sdists.glob(prefix.format(v=v) + "*.whl"))
+        if not found:
+            continue
+        wheel = found[0]
+        dest = work / "sdist" / repo.replace("/", "+")
+        marker = work / "sdist" / (repo.replace("/", "+") + ".version")
+        if not dest.exists() or not marker.exists() or marker.read_text() != wheel.name:
+            shutil.rmtree(dest, ignore_errors=True)
+            with zipfile.ZipFile(wheel) as zf:
+                for info in zf.infolist():
+                    if info.filename.endswith(".py") and ".dist-info/" not in info.filename:
+                        target = dest / under / info.filename
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(zf.read(info))
+            marker.write_text(wheel.name)
+        return dest, "wheel-" + wheel.name.split("-")[1]
     return None
 
 

@@ -454,18 +454,22 @@ def evaluate_localized(loc_data: dict, scored: dict, feats: dict, relevant: dict
         m = metrics({iid: ranked(c, r, 0.0) for iid, (r, c) in with_loc(w).items()}, relevant)
         w_sweep.append({"w_loc": w, **{k: round(m[k], 3) for k in ("hit@1", "hit@3", "hit@5", "mrr")}})
     lscored = with_loc(DEFAULT_SETTINGS.w_loc)
-    lfeats = {}
-    for iid, (r, c) in lscored.items():
-        f = abstain.query_features(c, c.pool_size, localized=True)
-        if f and iid not in loc_data:
-            f.update(top_loc=0.0, best_loc=0.0)
-        lfeats[iid] = f
+    # queries without a localization (no tree for them) keep the text-only candidates and today's gate, as
+    # retrieve() does without a checkout
+    covered = {i for i in scored if i in loc_data}
+    lfeats = {iid: abstain.query_features(c, c.pool_size, localized=True) if iid in covered else {}
+              for iid, (r, c) in lscored.items()}
     ids = [i for i in feats if feats[i]]
     p_old = held_out_probabilities(feats, relevant, repo_of, abstain.FEATURES)
-    p_new = held_out_probabilities(lfeats, relevant, repo_of, abstain.LOCALIZED_FEATURES)
+    p_loc = held_out_probabilities({i: f for i, f in lfeats.items() if i in covered}, relevant, repo_of,
+                                   abstain.LOCALIZED_FEATURES)
+    p_new = {i: p_loc[i] if i in covered else p_old[i] for i in scored}
     top_score = {i: (scored[i][1][0].score if scored[i][1] else 0.0) for i in scored}
     answers_old = {iid: ranked(c, r) for iid, (r, c) in scored.items()}
     answers_new = {iid: ranked(c, r) for iid, (r, c) in lscored.items()}
+    text_gate = loro_gate(scored, feats, relevant, repo_of, SHIPPED_TARGET)
+    loc_gate = loro_gate({i: v for i, v in lscored.items() if i in covered}, {i: lfeats[i] for i in covered},
+                         relevant, repo_of, SHIPPED_TARGET, abstain.LOCALIZED_FEATURES)
     curves = {
         "today's gate (held out)": tradeoff_curve(p_old, answers_old, relevant),
         "localized gate (held out)": tradeoff_curve(p_new, answers_new, relevant),
@@ -473,25 +477,27 @@ def evaluate_localized(loc_data: dict, scored: dict, feats: dict, relevant: dict
                                                                    for iid, (r, c) in scored.items()}, relevant),
     }
     plot_curves(curves, RESULTS / "retrieval_tradeoff.png")
-    single = {name: round(auc({i: lfeats[i][name] for i in ids}, relevant, ids), 3)
+    cov_ids = [i for i in ids if i in covered and lfeats[i]]
+    single = {name: round(auc({i: lfeats[i][name] for i in cov_ids}, relevant, cov_ids), 3)
               for name in abstain.LOCALIZED_FEATURES}
     systems = {
-        LOCALIZED_HELD_OUT: loro_gate(lscored, lfeats, relevant, repo_of, SHIPPED_TARGET,
-                                      abstain.LOCALIZED_FEATURES),
+        LOCALIZED_HELD_OUT: {i: loc_gate[i] if i in covered else text_gate[i] for i in scored},
         "floor 0 + localization ranking": {iid: ranked(c, r, 0.0) for iid, (r, c) in lscored.items()},
     }
     if fit:
-        fitted = fit_gate(lfeats, relevant, ids, SHIPPED_TARGET, abstain.LOCALIZED_FEATURES)
+        fitted = fit_gate(lfeats, relevant, cov_ids, SHIPPED_TARGET, abstain.LOCALIZED_FEATURES)
         abstain.LOCALIZED_GATE_FILE.write_text(json.dumps(fitted.to_dict(), indent=2) + "\n", encoding="utf-8")
         abstain.default_gate.cache_clear()
     return {
         "systems": systems,
         "recall": localization_recall({i: d for i, d in loc_data.items()}),
-        "covered_queries": sum(1 for i in scored if i in loc_data),
+        "covered_queries": len(covered),
         "localize_query_p50_ms": sorted(d["query_ms"] for d in loc_data.values())[len(loc_data) // 2],
         "w_loc_sweep_no_abstention": w_sweep,
         "auc": {"today's gate (held out)": round(auc(p_old, relevant, ids), 3),
                 "localized gate (held out)": round(auc(p_new, relevant, ids), 3),
+                "localized gate, covered queries only": round(auc(p_loc, relevant, cov_ids), 3),
+                "today's gate, covered queries only": round(auc(p_old, relevant, cov_ids), 3),
                 "top score alone": round(auc(top_score, relevant, ids), 3)},
         "auc_single_features": single,
         "at_abstention_0.80": {name: best_at(c, 0.80) for name, c in curves.items()},

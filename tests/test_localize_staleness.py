@@ -183,3 +183,26 @@ def test_memory_ls_shows_staleness_for_a_checkout(history_store, tmp_path):
     assert {r["staleness"]["state"] for r in json.loads(proc.stdout)} == {"current"}
     bad = run_cli("memory", "ls", "--home", str(home), "--stale-for", str(tmp_path / "missing"))
     assert bad.returncode != 0 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
+
+
+def test_localized_candidates_rise_when_their_files_are_likely_edit_locations_and_feed_the_gate():
+    from expagent.codeintel.localize import Localization, Location
+    from expagent.memory.abstain import LOCALIZED_FEATURES, default_gate, query_features
+    from expagent.memory.records import Episode
+    from expagent.memory.retrieval import Hit, ScoredCandidates, localize_candidates
+
+    def hit(name: str, score: float, files: list[str]) -> Hit:
+        ep = Episode(repo="a/b", issue=name, instance_id=name, files=files, created_at="2021-01-01T00:00:00Z")
+        return Hit(ep.id, "episode", score, ep, {"dense": 0.5})
+
+    cands = ScoredCandidates([hit("x", 0.40, ["pkg/other.py"]), hit("y", 0.35, ["pkg/core.py"])], pool_size=30)
+    loc = Localization((Location("pkg/core.py", 1.2), Location("pkg/util.py", 0.8)))
+    rescored = localize_candidates(cands, loc)
+    assert [h.record.instance_id for h in rescored] == ["y", "x"]
+    assert rescored[0].parts["loc"] == 1.0 and rescored[1].parts["loc"] == 0.0
+    assert rescored.localization is loc and rescored.pool_size == 30
+    feats = query_features(rescored, rescored.pool_size, localized=True)
+    assert set(LOCALIZED_FEATURES) <= set(feats) and feats["top_loc"] == 1.0 and feats["best_loc"] == 1.0
+    # the shipped localized gate answers more readily when memory touched the likely location than when not
+    gate = default_gate(True)
+    assert gate.probability(feats) > gate.probability({**feats, "top_loc": 0.0, "best_loc": 0.0})
