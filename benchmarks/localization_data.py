@@ -39,6 +39,10 @@ TOP = 40
 # which fails for these old releases here); their sources sit under a prefix in the repository
 WHEELS = {"matplotlib/matplotlib": ("matplotlib-{v}-", "lib/"), "scikit-learn/scikit-learn": ("scikit_learn-{v}-", "")}
 NEAREST_RELEASE = {("matplotlib/matplotlib", "3.0"): "3.1.2", ("matplotlib/matplotlib", "3.1"): "3.1.2"}
+# django: indexing one release took 5-10 minutes on this (shared, overloaded) machine, so its 188 instances use
+# three releases: each version's nearest of 1.11, 2.2 and 4.1 (gold_in_tree in the results says what it costs)
+SDIST_VERSION_MAP = {("django/django", v): "2.2" for v in ("3.0", "3.1")}
+SDIST_VERSION_MAP.update({("django/django", v): "4.1" for v in ("3.2", "4.0", "4.2", "5.0")})
 
 
 def sdist_root(repo: str, version: str, sdists: Path, work: Path) -> tuple[Path, str] | None:
@@ -46,6 +50,7 @@ def sdist_root(repo: str, version: str, sdists: Path, work: Path) -> tuple[Path,
     index, keyed by that directory, re-parses only the files that differ between versions)."""
     if repo in WHEELS:
         return wheel_root(repo, version, sdists, work)
+    version = SDIST_VERSION_MAP.get((repo, version), version)
     for pattern in SDIST_NAMES.get(repo, []):
         tarball = sdists / pattern.format(v=version)
         if tarball.exists():
@@ -59,6 +64,9 @@ def sdist_root(repo: str, version: str, sdists: Path, work: Path) -> tuple[Path,
                     tar.extractall(tmp, filter="data")
                 (tmp / next(iter(p.name for p in tmp.iterdir()))).rename(dest)
                 tmp.rmdir()
+                for extra in ("tests", "docs", "js_tests", "extras", "scripts"):
+                    # never localized (test files are excluded) and thousands of files to parse
+                    shutil.rmtree(dest / extra, ignore_errors=True)
                 marker.write_text(tarball.name)
             return dest, tarball.name.removesuffix(".tar.gz")
     return None
