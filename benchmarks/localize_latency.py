@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -73,6 +74,9 @@ def main() -> None:
         "retrieve_with_checkout_p50_ms": p50(with_checkout),
         "localize_p50_ms": p50(localize_only),
         "added_p50_ms": round(p50(with_checkout) - p50(plain), 1),
+        "localize_share_of_retrieve": round(p50(localize_only) / p50(plain), 3),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
     }
     print(json.dumps(summary, indent=2))
     if not args.no_write:

@@ -202,9 +202,10 @@ def localization_recall(data: dict[str, dict]) -> dict:
         if not d["gold"]:
             continue
         kind = d["source"].split(":")[0]
-        groups[kind].append(d)
+        groups[{"git": "git, base commit", "git-nearest": "git, nearest snapshot"}.get(kind, "sdist or wheel")].append(d)
         groups["all"].append(d)
-        groups["git (exact or nearest commit)" if kind.startswith("git") else "sdist"].append(d)
+        if kind.startswith("git"):
+            groups["git, either"].append(d)
     out = {}
     for name, items in sorted(groups.items()):
         row: dict[str, float] = {"n": len(items)}

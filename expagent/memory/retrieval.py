@@ -23,6 +23,10 @@ none. How a hit is scored:
    Lessons (which the gate was not fitted on) keep the plain relevance ``floor``. Passing ``floor=`` explicitly
    (or ``settings.gate=False``) replaces the gate by that plain floor for every hit (``floor=0``: never
    abstain).
+   With ``checkout=`` (the new task's tree) or ``locations=``, each episode's score also gets ``w_loc`` times its
+   ``loc`` part (how close its edited files come to the top of the issue's likely edit locations,
+   :mod:`expagent.codeintel.localize`), and the localized gate decides; candidates whose anchors are all gone
+   from the checkout are dropped and stale ones labelled (:mod:`expagent.memory.staleness`).
 5. Order: same-repo items first, then general lessons, each by score; then ``k`` and the ``token_budget``
    (tokens of :func:`format_hit` text, estimated at 4 characters per token) cut the list.
 
