@@ -177,10 +177,6 @@ def test_memory_ls_shows_staleness_for_a_checkout(history_store, tmp_path):
     states = {r["instance_id"]: r["staleness"] for r in json.loads(proc.stdout)}
     assert states["acme__units-1"]["state"] == "stale" and "units/base.py" in states["acme__units-1"]["label"]
     assert states["acme__units-2"]["state"] == "obsolete"
-    tree = tmp_path / "then"
-    git(repo, "worktree", "add", "-q", "--detach", str(tree), rows[1]["base_commit"])
-    proc = run_cli("memory", "ls", "--home", str(home), "--stale-for", str(tree), "--json")
-    assert {r["staleness"]["state"] for r in json.loads(proc.stdout)} == {"current"}
     bad = run_cli("memory", "ls", "--home", str(home), "--stale-for", str(tmp_path / "missing"))
     assert bad.returncode != 0 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
 

@@ -200,18 +200,25 @@ def retrieve(store: Any, query: str, *, repo: str | None = None, before: str | f
     hits = score_candidates(store, query, repo=repo, before=before, exclude_instance=exclude_instance,
                             kinds=kinds, keys=keys, settings=settings, locations=locations)
     if index is not None:
-        hits = _mark_stale(store, hits, index, drop_obsolete)
+        hits = _mark_stale(store, hits, index, drop_obsolete, check=max(20, 3 * k))
     return select_hits(hits, repo=repo, k=k, token_budget=token_budget, settings=settings, floor=floor)
 
 
-def _mark_stale(store: Any, hits: "ScoredCandidates", index: Any, drop_obsolete: bool) -> "ScoredCandidates":
-    """Label stale candidates and drop obsolete ones (anchors against the new checkout's index)."""
+def _mark_stale(store: Any, hits: "ScoredCandidates", index: Any, drop_obsolete: bool, check: int
+                ) -> "ScoredCandidates":
+    """Label stale candidates and drop obsolete ones (anchors against the new checkout's index). Only the best
+    ``check`` candidates are checked (at least 3k: what can be returned unless most of them are obsolete); the
+    rest stay as they are, for the gate's features."""
     from expagent.memory.staleness import check_record
 
-    source_ids = [e for h in hits if h.kind == "lesson" and not h.record.anchors for e in h.record.source_episodes]
+    checked = hits[:check]
+    source_ids = [e for h in checked if h.kind == "lesson" and not h.record.anchors for e in h.record.source_episodes]
     episodes = {i: r for i, (r, _m) in store.get_many(list(dict.fromkeys(source_ids))).items()} if source_ids else {}
     kept = []
-    for hit in hits:
+    for n, hit in enumerate(hits):
+        if n >= check:
+            kept.append(hit)
+            continue
         verdict = check_record(hit.record, index, episodes)
         if verdict.obsolete and drop_obsolete:
             continue
