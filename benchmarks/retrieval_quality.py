@@ -41,7 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_DATA = Path("/work/shared/data/swe-verified-dev-407.jsonl")
+DEFAULT_DATA = ROOT / ".." / "shared" / "data" / "swe-verified-dev-407.jsonl"
+W_LOC_GRID = [0.0, 0.1, 0.2, 0.3, 0.5, 1.0]
 RESULTS = ROOT / "benchmarks" / "results"
 GATE_TARGETS = [0.80, 0.82, 0.85, 0.88, 0.90]
 SHIPPED_TARGET = 0.85
@@ -136,18 +137,20 @@ def ranked(cands: list, repo: str, floor: float | None = None) -> list[str]:
     return [h.record.instance_id for h in select_hits(cands, repo=repo, k=5, floor=cut)]
 
 
-def fit_gate(feats: dict, relevant: dict, ids: list[str], target: float):
-    from expagent.memory.abstain import fit_logistic
+def fit_gate(feats: dict, relevant: dict, ids: list[str], target: float, features=None):
+    from expagent.memory.abstain import FEATURES, fit_logistic
 
-    return fit_logistic([feats[i] for i in ids], [bool(relevant[i]) for i in ids], target_abstention=target)
+    return fit_logistic([feats[i] for i in ids], [bool(relevant[i]) for i in ids], target_abstention=target,
+                        features=features or FEATURES)
 
 
-def loro_gate(scored: dict, feats: dict, relevant: dict, repo_of: dict, target: float) -> dict[str, list[str]]:
+def loro_gate(scored: dict, feats: dict, relevant: dict, repo_of: dict, target: float, features=None
+              ) -> dict[str, list[str]]:
     """Leave-one-repo-out: each repository's queries decided by a gate fitted on the other repositories."""
     out = {}
     for repo in sorted(set(repo_of.values())):
         train = [i for i in feats if feats[i] and repo_of[i] != repo]
-        gate = fit_gate(feats, relevant, train, target)
+        gate = fit_gate(feats, relevant, train, target, features)
         for iid, (r, cands) in scored.items():
             if r == repo:
                 out[iid] = ranked(cands, r) if gate.answers(feats[iid]) else []
@@ -167,6 +170,121 @@ def loro_floor(scored: dict, relevant: dict, repo_of: dict) -> tuple[dict[str, l
                 out[iid] = ranked(cands, r, floor)
     return out, chosen
 
+
+
+def load_localization(paths: list[Path], k: int = 20) -> dict[str, dict]:
+    """instance id -> {"loc": Localization (the shipped weights over the saved signals), "gold", "source"} from
+    ``benchmarks/localization_data.py`` output files."""
+    from expagent.codeintel.localize import DEFAULT_WEIGHTS, Localization, Location
+
+    out = {}
+    for path in paths:
+        for line in path.open(encoding="utf-8"):
+            if not line.strip():
+                continue
+            d = json.loads(line)
+            names = d["signals"]
+            locs = []
+            for row in d["files"]:
+                parts = dict(zip(names, row[1:]))
+                locs.append(Location(row[0], sum(w * parts[n] for n, w in DEFAULT_WEIGHTS.items()), parts))
+            locs.sort(key=lambda loc: (-loc.score, loc.path))
+            out[d["instance_id"]] = {"loc": Localization(tuple(x for x in locs[:k] if x.score > 0)),
+                                     "gold": d["gold"], "source": d["source"], "query_ms": d.get("query_ms"),
+                                     "n_files": d["n_files"], "gold_present": d.get("gold_present", d["gold"])}
+    return out
+
+
+def localization_recall(data: dict[str, dict]) -> dict:
+    """File-level recall@1/3/5/10 of the localization against the gold patches' non-test .py files, overall
+    and by kind of tree (exact base commit / nearest snapshot / sdist)."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for d in data.values():
+        if not d["gold"]:
+            continue
+        kind = d["source"].split(":")[0]
+        groups[{"git": "git, base commit", "git-nearest": "git, nearest snapshot"}.get(kind, "sdist or wheel")].append(d)
+        groups["all"].append(d)
+        if kind.startswith("git"):
+            groups["git, either"].append(d)
+    out = {}
+    for name, items in sorted(groups.items()):
+        row: dict[str, float] = {"n": len(items)}
+        for k in (1, 3, 5, 10):
+            top = [set(d["loc"].paths(k)) for d in items]
+            row[f"recall@{k}"] = round(sum(len(set(d["gold"]) & t) / len(d["gold"]) for d, t in zip(items, top))
+                                       / len(items), 3)
+            row[f"any@{k}"] = round(sum(bool(set(d["gold"]) & t) for d, t in zip(items, top)) / len(items), 3)
+        row["gold_in_tree"] = round(sum(len(d["gold_present"]) / len(d["gold"]) for d in items) / len(items), 3)
+        out[name] = row
+    return out
+
+
+def held_out_probabilities(feats: dict, relevant: dict, repo_of: dict, features) -> dict[str, float]:
+    """Leave-one-repo-out: each query's answer probability from a gate fitted on the other repositories
+    (1.0 for a near-duplicate, which the gate always answers; 0 with no candidates)."""
+    from expagent.memory.abstain import fit_logistic
+
+    out = {}
+    for repo in sorted(set(repo_of.values())):
+        train = [i for i in feats if feats[i] and repo_of[i] != repo]
+        gate = fit_logistic([feats[i] for i in train], [bool(relevant[i]) for i in train], features=features)
+        for iid in feats:
+            if repo_of[iid] == repo:
+                f = feats[iid]
+                out[iid] = 0.0 if not f else 1.0 if gate.sure(f) else gate.probability(f)
+    return out
+
+
+def auc(scores: dict[str, float], relevant: dict, ids: list[str]) -> float:
+    """ROC AUC of ``scores`` for "this query has a relevant stored episode" (ties count half)."""
+    pos = [scores[i] for i in ids if relevant[i]]
+    neg = [scores[i] for i in ids if not relevant[i]]
+    if not pos or not neg:
+        return float("nan")
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def tradeoff_curve(prob: dict[str, float], answers: dict[str, list[str]], relevant: dict) -> list[dict]:
+    """hit@3 / MRR against abstention for every threshold on ``prob`` (answer when prob >= threshold)."""
+    points = []
+    for t in sorted(set(prob.values()) | {2.0}):
+        res = {i: (answers[i] if prob[i] >= t else []) for i in answers}
+        m = metrics(res, relevant)
+        points.append({"threshold": round(t, 5), "abstention": round(m["abstention"], 4),
+                       "hit@3": round(m["hit@3"], 4), "mrr": round(m["mrr"], 4)})
+    return points
+
+
+def best_at(curve: list[dict], abstention: float) -> dict:
+    """The curve's best hit@3 point with at least this abstention."""
+    ok = [p for p in curve if p["abstention"] >= abstention]
+    return max(ok, key=lambda p: (p["hit@3"], p["mrr"])) if ok else {}
+
+
+def plot_curves(curves: dict[str, list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=120)
+    for name, curve in curves.items():
+        pts = sorted((p["abstention"], p["hit@3"]) for p in curve)
+        ax.plot([a for a, _ in pts], [h for _, h in pts], label=name, drawstyle="steps-post")
+    ax.axvline(0.80, color="grey", ls=":", lw=1)
+    ax.axhline(0.55, color="grey", ls=":", lw=1)
+    ax.set_xlabel("abstention on queries without a relevant episode")
+    ax.set_ylabel("hit@3 on queries with one")
+    ax.set_title("Answer/abstain trade-off, held out (leave-one-repo-out)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def seed_store(rows: list[dict], home: Path):
@@ -191,6 +309,8 @@ def main() -> None:
     parser.add_argument("--dump", type=Path, help="also write every candidate's score parts (for tuning)")
     parser.add_argument("--home", type=Path, help="memory home to use (default: a fresh temporary one)")
     parser.add_argument("--no-write", action="store_true", help="print, do not write benchmarks/results")
+    parser.add_argument("--localization", type=Path, action="append", default=[],
+                        help="output of benchmarks/localization_data.py (repeatable); enables the localized decision")
     parser.add_argument("--fit-gate", action="store_true",
                         help="refit the abstention gate on all repositories and write expagent/memory/abstain_gate.json")
     args = parser.parse_args()
@@ -255,6 +375,11 @@ def main() -> None:
         "dense-only": systems["dense-only"],
         "bm25-problem": systems["bm25-problem"],
     }
+    localized = {}
+    if args.localization:
+        localized = evaluate_localized(load_localization(args.localization), scored, feats, relevant, repo_of,
+                                       args.fit_gate)
+        systems.update(localized.pop("systems"))
     for iid, got in systems["floor 0 (no abstention)"].items():
         leaked = [g for g in got if g == iid or by_id[g]["created_at"] >= by_id[iid]["created_at"]]
         assert not leaked, f"leakage guard failed for {iid}: {leaked}"
@@ -283,12 +408,23 @@ def main() -> None:
         "gate_sweep_held_out": gate_sweep,
         "floors_chosen_held_out": floors_chosen,
         "floor_sweep": sweep,
+        **({"localized": localized} if localized else {}),
         "goals": {name: {
             "hit@3>=0.70": report[name]["hit@3"] >= 0.70,
             "mrr>=0.60": report[name]["mrr"] >= 0.60,
             "abstention>=0.80": report[name]["abstention"] >= 0.80,
         } for name in ("expagent (gate, held out)", "expagent (gate, in sample = shipped)")},
     }
+    if localized:
+        held = report[LOCALIZED_HELD_OUT]
+        at80 = localized["at_abstention_0.80"]["localized gate (held out)"]
+        summary["goals_issue15"] = {
+            "hit@3>=0.55 at abstention>=0.80 (shipped procedure)": held["hit@3"] >= 0.55 and held["abstention"] >= 0.80,
+            "mrr>=0.50 at abstention>=0.80 (shipped procedure)": held["mrr"] >= 0.50 and held["abstention"] >= 0.80,
+            "hit@3>=0.55 at abstention>=0.80 (best point of the held-out curve)": at80.get("hit@3", 0) >= 0.55,
+            "auc>=0.85": localized["auc"]["localized gate (held out)"] >= 0.85,
+            "hit@3>=0.70 without abstention": report["floor 0 + localization ranking"]["hit@3"] >= 0.70,
+        }
     print(json.dumps(summary, indent=2))
     if args.dump:
         args.dump.write_text("\n".join(json.dumps(d) for d in dump) + "\n", encoding="utf-8")
@@ -296,6 +432,79 @@ def main() -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "retrieval_quality.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         (RESULTS / "retrieval_quality.md").write_text(markdown(summary), encoding="utf-8")
+
+
+LOCALIZED_HELD_OUT = "expagent, localized gate (held out)"
+
+
+def evaluate_localized(loc_data: dict, scored: dict, feats: dict, relevant: dict, repo_of: dict,
+                       fit: bool) -> dict:
+    """The localization-aware ranking and answer decision, on the same candidates as the text-only systems."""
+    from dataclasses import replace
+
+    from expagent.memory import abstain
+    from expagent.memory.retrieval import DEFAULT_SETTINGS, ScoredCandidates, localize_candidates
+
+    def with_loc(w: float) -> dict:
+        cfg = replace(DEFAULT_SETTINGS, w_loc=w)
+        return {iid: (r, localize_candidates(c, loc_data[iid]["loc"], cfg) if iid in loc_data and c
+                      else ScoredCandidates(c, c.pool_size if hasattr(c, "pool_size") else len(c)))
+                for iid, (r, c) in scored.items()}
+
+    w_sweep = []
+    for w in W_LOC_GRID:
+        m = metrics({iid: ranked(c, r, 0.0) for iid, (r, c) in with_loc(w).items()}, relevant)
+        w_sweep.append({"w_loc": w, **{k: round(m[k], 3) for k in ("hit@1", "hit@3", "hit@5", "mrr")}})
+    lscored = with_loc(DEFAULT_SETTINGS.w_loc)
+    # queries without a localization (no tree for them) keep the text-only candidates and today's gate, as
+    # retrieve() does without a checkout
+    covered = {i for i in scored if i in loc_data}
+    lfeats = {iid: abstain.query_features(c, c.pool_size, localized=True) if iid in covered else {}
+              for iid, (r, c) in lscored.items()}
+    ids = [i for i in feats if feats[i]]
+    p_old = held_out_probabilities(feats, relevant, repo_of, abstain.FEATURES)
+    p_loc = held_out_probabilities({i: f for i, f in lfeats.items() if i in covered}, relevant, repo_of,
+                                   abstain.LOCALIZED_FEATURES)
+    p_new = {i: p_loc[i] if i in covered else p_old[i] for i in scored}
+    top_score = {i: (scored[i][1][0].score if scored[i][1] else 0.0) for i in scored}
+    answers_old = {iid: ranked(c, r) for iid, (r, c) in scored.items()}
+    answers_new = {iid: ranked(c, r) for iid, (r, c) in lscored.items()}
+    text_gate = loro_gate(scored, feats, relevant, repo_of, SHIPPED_TARGET)
+    loc_gate = loro_gate({i: v for i, v in lscored.items() if i in covered}, {i: lfeats[i] for i in covered},
+                         relevant, repo_of, SHIPPED_TARGET, abstain.LOCALIZED_FEATURES)
+    curves = {
+        "today's gate (held out)": tradeoff_curve(p_old, answers_old, relevant),
+        "localized gate (held out)": tradeoff_curve(p_new, answers_new, relevant),
+        "plain floor on the top score": tradeoff_curve(top_score, {iid: ranked(c, r, 0.0)
+                                                                   for iid, (r, c) in scored.items()}, relevant),
+    }
+    plot_curves(curves, RESULTS / "retrieval_tradeoff.png")
+    cov_ids = [i for i in ids if i in covered and lfeats[i]]
+    single = {name: round(auc({i: lfeats[i][name] for i in cov_ids}, relevant, cov_ids), 3)
+              for name in abstain.LOCALIZED_FEATURES}
+    systems = {
+        LOCALIZED_HELD_OUT: {i: loc_gate[i] if i in covered else text_gate[i] for i in scored},
+        "floor 0 + localization ranking": {iid: ranked(c, r, 0.0) for iid, (r, c) in lscored.items()},
+    }
+    if fit:
+        fitted = fit_gate(lfeats, relevant, cov_ids, SHIPPED_TARGET, abstain.LOCALIZED_FEATURES)
+        abstain.LOCALIZED_GATE_FILE.write_text(json.dumps(fitted.to_dict(), indent=2) + "\n", encoding="utf-8")
+        abstain.default_gate.cache_clear()
+    return {
+        "systems": systems,
+        "recall": localization_recall({i: d for i, d in loc_data.items()}),
+        "covered_queries": len(covered),
+        "localize_query_p50_ms": sorted(d["query_ms"] for d in loc_data.values())[len(loc_data) // 2],
+        "w_loc_sweep_no_abstention": w_sweep,
+        "auc": {"today's gate (held out)": round(auc(p_old, relevant, ids), 3),
+                "localized gate (held out)": round(auc(p_new, relevant, ids), 3),
+                "localized gate, covered queries only": round(auc(p_loc, relevant, cov_ids), 3),
+                "today's gate, covered queries only": round(auc(p_old, relevant, cov_ids), 3),
+                "top score alone": round(auc(top_score, relevant, ids), 3)},
+        "auc_single_features": single,
+        "at_abstention_0.80": {name: best_at(c, 0.80) for name, c in curves.items()},
+        "curves": curves,
+    }
 
 
 def markdown(summary: dict) -> str:
@@ -355,7 +564,75 @@ def markdown(summary: dict) -> str:
         f"retrieve p50 {summary['retrieve_p50_ms']} ms.",
         "",
     ]
+    if "localized" in summary:
+        lines += markdown_localized(summary)
     return "\n".join(lines)
+
+
+def markdown_localized(summary: dict) -> list[str]:
+    loc = summary["localized"]
+    lines = [
+        "## Localization-aware decision (issue 15)",
+        "",
+        f"Queries with a localization: {loc['covered_queries']}. Localization query p50 (cached index per "
+        f"repository and commit): {loc['localize_query_p50_ms']} ms.",
+        "",
+        "Goals: " + ", ".join(f"{g}: {'met' if ok else 'NOT met'}" for g, ok in summary["goals_issue15"].items()),
+        "",
+        "### File-level localization recall against the gold patches (non-test .py files)",
+        "",
+        "recall@k = mean share of an instance's gold files in the top k; any@k = share of instances with at least "
+        "one gold file in the top k; gold_in_tree = share of gold files present in the tree localized (below 1 for "
+        "sdists and nearest snapshots, and for files the fix creates).",
+        "",
+        "| trees | n | recall@1 | recall@3 | recall@5 | recall@10 | any@1 | any@3 | any@5 | gold_in_tree |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *[f"| {name} | {r['n']} | {r['recall@1']} | {r['recall@3']} | {r['recall@5']} | {r['recall@10']} | "
+          f"{r['any@1']} | {r['any@3']} | {r['any@5']} | {r['gold_in_tree']} |" for name, r in loc["recall"].items()],
+        "",
+        "### Answer decision: AUC (held out) and the trade-off curve",
+        "",
+        "| decision | AUC |",
+        "| --- | --- |",
+        *[f"| {name} | {v} |" for name, v in loc["auc"].items()],
+        "",
+        "Single features (AUC over the same queries): "
+        + ", ".join(f"{k} {v}" for k, v in loc["auc_single_features"].items()) + ".",
+        "",
+        "Best point of each held-out curve with abstention >= 0.80 (the threshold chosen after the fact, so an "
+        "upper bound for that decision):",
+        "",
+        "| decision | abstention | hit@3 | MRR |",
+        "| --- | --- | --- | --- |",
+        *[f"| {name} | {p.get('abstention', '-')} | {p.get('hit@3', '-')} | {p.get('mrr', '-')} |"
+          for name, p in loc["at_abstention_0.80"].items()],
+        "",
+        "![trade-off](retrieval_tradeoff.png)",
+        "",
+        "Whole curves (hit@3 at each abstention level, held out):",
+        "",
+        "| abstention >= | " + " | ".join(loc["curves"]) + " |",
+        "| --- | " + " | ".join("---" for _ in loc["curves"]) + " |",
+    ]
+    for level in (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95):
+        cells = []
+        for curve in loc["curves"].values():
+            p = best_at(curve, level)
+            cells.append(f"{p['hit@3']:.3f} / {p['mrr']:.3f}" if p else "-")
+        lines.append(f"| {level} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "(cells: hit@3 / MRR)",
+        "",
+        "### Ranking weight of the localization (no abstention)",
+        "",
+        "| w_loc | hit@1 | hit@3 | hit@5 | MRR |",
+        "| --- | --- | --- | --- | --- |",
+        *[f"| {r['w_loc']} | {r['hit@1']} | {r['hit@3']} | {r['hit@5']} | {r['mrr']} |"
+          for r in loc["w_loc_sweep_no_abstention"]],
+        "",
+    ]
+    return lines
 
 
 if __name__ == "__main__":

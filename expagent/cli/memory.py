@@ -83,6 +83,8 @@ def ls_cmd(kind: Optional[str] = typer.Option(None, "--kind", help="episode or l
            status: Optional[str] = typer.Option(None, "--status", help="active or retired (lessons)"),
            sort: str = typer.Option("created", "--sort", help="created | id | repo | retrieved | usefulness"),
            limit: Optional[int] = typer.Option(None, "--limit", help="show at most N records"),
+           stale_for: Optional[Path] = typer.Option(None, "--stale-for", help="show each record's staleness "
+                                                    "against this checkout (its files and symbols)"),
            home: Optional[Path] = _HOME, chroma_url: Optional[str] = _URL, embedding: Optional[str] = _EMB,
            as_json: bool = _JSON) -> None:
     """List memory records (one line each, cut to the terminal's width; --json: every field)."""
@@ -110,16 +112,28 @@ def ls_cmd(kind: Optional[str] = typer.Option(None, "--kind", help="episode or l
     rows.sort(key=lambda ru: keys[sort](*ru))
     if limit is not None:
         rows = rows[:limit]
+    staleness: dict[str, dict[str, str]] = {}
+    if stale_for is not None:
+        from expagent.memory.staleness import check_records
+
+        records = [r for r, _u in rows]
+        verdicts = check_records(records, stale_for, {r.id: r for r in records if r.kind == "episode"})
+        staleness = {i: {"state": v.state, "label": v.label()} for i, v in verdicts.items()}
     if as_json:
-        _print_json([{**r.to_dict(), "usage": u.to_dict()} for r, u in rows])
+        _print_json([{**r.to_dict(), "usage": u.to_dict(), **({"staleness": staleness[r.id]} if staleness else {})}
+                     for r, u in rows])
         return
     width = _width()
-    title_width = max(8, width - (19 + 16 + 10 + 8 + 4))
-    line = "{:<19} {:<16} {:<10} {:<8} {}"
-    typer.echo(_cut(line.format("id", "repo", "state", "used", "title"), width))
+    stale_width = 28 if stale_for is not None else 0
+    title_width = max(8, width - (19 + 16 + 10 + 8 + 4) - (stale_width + 1 if stale_width else 0))
+    line = "{:<19} {:<16} {:<10} {:<8} " + ("{:<%d} " % stale_width if stale_width else "{}") + "{}"
+    header = ("id", "repo", "state", "used", "staleness" if stale_width else "", "title")
+    typer.echo(_cut(line.format(*header), width))
     for r, u in rows:
+        stale = _cut(staleness[r.id]["label"] or staleness[r.id]["state"], stale_width) if stale_width else ""
         typer.echo(_cut(line.format(r.id, _cut(r.repo or "general", 16), _state(r),
-                                    f"{u.retrieved} {u.resolved}/{u.unresolved}", _cut(" ".join(_title(r).split()), title_width)), width))
+                                    f"{u.retrieved} {u.resolved}/{u.unresolved}", stale,
+                                    _cut(" ".join(_title(r).split()), title_width)), width))
     typer.echo(f"{len(rows)} record(s)" + ("" if rows else " (memory is empty)"))
 
 

@@ -43,7 +43,8 @@ def lesson_item(hit) -> dict[str, str]:
     runs = len(lesson.source_episodes)
     source = (f"{lesson.lesson_kind} lesson v{lesson.version}, scope {lesson.scope}, "
               f"from {runs} verified run{'s' if runs != 1 else ''}")
-    return {"id": lesson.id, "source": source, "text": f"When {lesson.applies_when.rstrip('.')}: {lesson.advice}"}
+    stale = f"{hit.stale}\n" if getattr(hit, "stale", "") else ""
+    return {"id": lesson.id, "source": source, "text": f"{stale}When {lesson.applies_when.rstrip('.')}: {lesson.advice}"}
 
 
 def demonstration_item(hit) -> dict[str, str]:
@@ -61,14 +62,16 @@ def experience_from_hits(hits: list) -> Experience:
 
 
 def retrieve_for(store, query: str, settings, *, repo_name: str | None, instance_id: str | None,
-                 before: str | None, keys: dict | None = None, k: int | None = None) -> list:
+                 before: str | None, keys: dict | None = None, k: int | None = None, checkout: Path | None = None
+                 ) -> list:
     from expagent.memory.retrieval import retrieve
 
     kinds = MEMORY_KINDS[settings.memory]
     if store is None or not kinds:
         return []
     return retrieve(store, query, repo=repo_name, before=before, exclude_instance=instance_id,
-                    k=k or settings.memory_k, kinds=kinds, keys=keys, token_budget=settings.memory_token_budget)
+                    k=k or settings.memory_k, kinds=kinds, keys=keys, token_budget=settings.memory_token_budget,
+                    checkout=checkout)
 
 
 def recall_tool_factory(store, settings, *, repo_name: str | None, instance_id: str | None, before: str | None):
@@ -124,7 +127,7 @@ def prepare_context(issue: str, checkout: "Path | Callable[[], Path]", settings,
     if remember:
         keys = _issue_keys(issue, index) if index is not None else None
         context.hits = retrieve_for(store, issue, settings, repo_name=repo_name, instance_id=instance_id,
-                                    before=before, keys=keys)
+                                    before=before, keys=keys, checkout=repo if build_map else None)
         context.experience = experience_from_hits(context.hits)
         context.tools.append(recall_tool_factory(store, settings, repo_name=repo_name, instance_id=instance_id,
                                                  before=before))

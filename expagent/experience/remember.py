@@ -58,6 +58,7 @@ def remember_run(outcome, settings, context, *, store, verdict: dict[str, Any], 
     from expagent.codeintel.patchkeys import files_and_symbols_from_patch
     from expagent.experience.distill import PROMPT_VERSION, distill
     from expagent.memory.records import Episode, Lesson, now_iso
+    from expagent.memory.staleness import anchors_from_patch
 
     notice = notice or (lambda _m: None)
     if store is None:
@@ -90,6 +91,7 @@ def remember_run(outcome, settings, context, *, store, verdict: dict[str, Any], 
         provenance={"source": "run", "run_id": trajectory.get("run_id"), "verdict_method": verdict.get("method"),
                     "verdict_reason": verdict.get("reason", ""), "distilled_by": distilled.model,
                     "prompt_version": PROMPT_VERSION, "episode_key": episode_key},
+        anchors=anchors_from_patch(patch, (trajectory.get("repo") or {}).get("base_commit", "")),
         id=episode_id,
     )
     with store.transaction(actor):
@@ -107,6 +109,7 @@ def remember_run(outcome, settings, context, *, store, verdict: dict[str, Any], 
                 continue
             lesson = Lesson(applies_when=item["applies_when"], advice=item["advice"], lesson_kind=item["kind"],
                             scope=scope, source_episodes=[episode.id], created_at=when,
+                            anchors=episode.anchors if scope != "general" else [],
                             provenance={"source": "distillation", "episode": episode.id, "model": distilled.model,
                                         "prompt_version": PROMPT_VERSION})
             store.add_lesson(lesson, actor)

@@ -11,6 +11,13 @@ whole candidate pool of one query, all of it known at query time (no leakage):
 * ``file_recurrence``: the share of the other candidates whose files overlap the best candidate's files (files
   that keep being fixed are files that will be fixed again).
 
+With the new issue's likely edit locations (``retrieve(checkout=...)``, :mod:`expagent.codeintel.localize`), the
+**localized gate** (``abstain_gate_localized.json``) adds three features: ``top_loc`` and ``best_loc`` (how close
+the top candidate's, and the closest candidate's, edited files come to the top of the issue's likely locations:
+1/rank within 10) and ``loc_mass`` (how much of the five likeliest locations memory has edited). "Memory touched
+the places this issue will be fixed" separates answerable queries far better than any text score (see
+docs/memory.md for the held-out AUC).
+
 ``p = sigmoid(b + sum(w_i * (x_i - mean_i) / std_i))``; the gate answers when ``p >= threshold`` or when the top
 cosine is at least ``sure_dense``: a near-duplicate is never withheld because the memory is young (the pool-size
 prior would otherwise silence a store with two records). On the benchmark, 1 of 218 queries without a relevant
@@ -31,7 +38,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 FEATURES = ("log_pool", "top_score", "top_dense", "file_recurrence")
+#: with a localization of the new issue (``Localization``): how close the candidates' edited files come to the
+#: top of the issue's likely edit locations
+LOCALIZED_FEATURES = (*FEATURES, "top_loc", "best_loc", "loc_mass")
 GATE_FILE = Path(__file__).with_name("abstain_gate.json")
+LOCALIZED_GATE_FILE = Path(__file__).with_name("abstain_gate_localized.json")
 
 
 @dataclass(frozen=True)
@@ -71,15 +82,25 @@ class Gate:
                    float(data.get("sure_dense", 0.75)))
 
 
-@lru_cache(maxsize=1)
-def default_gate() -> Gate:
-    return Gate.from_dict(json.loads(GATE_FILE.read_text(encoding="utf-8")))
+@lru_cache(maxsize=2)
+def default_gate(localized: bool = False) -> Gate:
+    """The shipped gate: the localized one when the query's likely edit locations are known."""
+    path = LOCALIZED_GATE_FILE if localized else GATE_FILE
+    return Gate.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def query_features(hits: Sequence[Any], pool_size: int) -> dict[str, float]:
-    """The gate's features for one query's scored candidates (best first); ``{}`` when there are none."""
+def query_features(hits: Sequence[Any], pool_size: int, localized: bool = False) -> dict[str, float]:
+    """The gate's features for one query's scored candidates (best first); ``{}`` when there are none.
+    ``localized``: the candidates carry a ``loc`` part (``score_candidates(locations=...)``); adds
+    ``top_loc`` (the best candidate's), ``best_loc`` (the best of all candidates) and ``loc_mass`` (of the issue's
+    five likeliest edit locations, the score share, relative to the first, of those some candidate edited)."""
     if not hits:
         return {}
+    extra = {}
+    if localized:
+        extra = {"top_loc": float(hits[0].parts.get("loc", 0.0)),
+                 "best_loc": max(float(h.parts.get("loc", 0.0)) for h in hits),
+                 "loc_mass": _loc_mass(hits)}
     top = hits[0]
     top_files = set(getattr(top.record, "files", None) or [])
     others = hits[1:]
@@ -89,7 +110,17 @@ def query_features(hits: Sequence[Any], pool_size: int) -> dict[str, float]:
         "top_score": float(top.score),
         "top_dense": max(float(h.parts.get("dense", 0.0)) for h in hits),
         "file_recurrence": recurring / max(1, len(others)),
+        **extra,
     }
+
+
+def _loc_mass(hits: Sequence[Any]) -> float:
+    localization = getattr(hits, "localization", None)
+    top = list(getattr(localization, "files", ()) or ())[:5]
+    if not top or top[0].score <= 0:
+        return 0.0
+    touched = {f for h in hits for f in (getattr(h.record, "files", None) or [])}
+    return sum(loc.score / top[0].score for loc in top if loc.path in touched) / 5
 
 
 def fit_logistic(rows: Sequence[dict[str, float]], labels: Sequence[bool], *, features: Sequence[str] = FEATURES,

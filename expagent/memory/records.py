@@ -100,6 +100,20 @@ class RepairSummary:
 
 
 @dataclass
+class Anchor:
+    """What a record is about, as it was where it was learned: a file and the symbols in it (qualified names),
+    at ``commit``. Retrieval checks anchors against the new task's checkout (``expagent.memory.staleness``)."""
+
+    path: str
+    symbols: list[str] = field(default_factory=list)
+    commit: str = ""
+
+
+def _anchors(values: Any) -> list[Anchor]:
+    return [a if isinstance(a, Anchor) else Anchor(**a) for a in values or []]
+
+
+@dataclass
 class Episode:
     """One repair attempt (or a reference fix imported from history), kept verbatim as evidence."""
 
@@ -123,6 +137,7 @@ class Episode:
     finished_at: str | None = None
     trajectory_path: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    anchors: list[Anchor] = field(default_factory=list)
     id: str = ""
     schema_version: int = SCHEMA_VERSION
     kind: Literal["episode"] = "episode"
@@ -130,6 +145,7 @@ class Episode:
     def __post_init__(self) -> None:
         if isinstance(self.summary, dict):
             self.summary = RepairSummary(**self.summary)
+        self.anchors = _anchors(self.anchors)
         if not self.patch_truncated:
             self.patch, self.patch_truncated = bound_patch(self.patch or "")
         if len(self.issue or "") > MAX_ISSUE_CHARS:
@@ -161,11 +177,13 @@ class Lesson:
     retired_reason: str | None = None
     created_at: str = field(default_factory=now_iso)
     provenance: dict[str, Any] = field(default_factory=dict)
+    anchors: list[Anchor] = field(default_factory=list)
     id: str = ""
     schema_version: int = SCHEMA_VERSION
     kind: Literal["lesson"] = "lesson"
 
     def __post_init__(self) -> None:
+        self.anchors = _anchors(self.anchors)
         if not self.id:
             self.id = "ls-" + _digest(self.applies_when, self.advice, self.scope, self.lesson_kind, self.version,
                                       self.created_at, self.supersedes)

@@ -23,6 +23,10 @@ none. How a hit is scored:
    Lessons (which the gate was not fitted on) keep the plain relevance ``floor``. Passing ``floor=`` explicitly
    (or ``settings.gate=False``) replaces the gate by that plain floor for every hit (``floor=0``: never
    abstain).
+   With ``checkout=`` (the new task's tree) or ``locations=``, each episode's score also gets ``w_loc`` times its
+   ``loc`` part (how close its edited files come to the top of the issue's likely edit locations,
+   :mod:`expagent.codeintel.localize`), and the localized gate decides; candidates whose anchors are all gone
+   from the checkout are dropped and stale ones labelled (:mod:`expagent.memory.staleness`).
 5. Order: same-repo items first, then general lessons, each by score; then ``k`` and the ``token_budget``
    (tokens of :func:`format_hit` text, estimated at 4 characters per token) cut the list.
 
@@ -36,6 +40,7 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from expagent.memory.embedding import EmbeddingError
@@ -59,6 +64,11 @@ class RetrievalSettings:
     candidates: int = 40
     usefulness_weight: float = 0.3
     gate: bool = True
+    # with a localization of the new issue (``locations=`` or ``checkout=``): each episode's ``loc`` part is
+    # 1/rank of the best of its files in the issue's likely edit locations (0 outside the top ``loc_depth``),
+    # added to its score with this weight; the localized gate then decides
+    w_loc: float = 0.3
+    loc_depth: int = 10
 
 
 DEFAULT_SETTINGS = RetrievalSettings()
@@ -73,11 +83,15 @@ class Hit:
     score: float
     record: Record
     parts: dict[str, float] = field(default_factory=dict)
+    stale: str = ""  # the staleness label against the new checkout ("" = current or not checked)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "score": round(self.score, 4),
-                "instance_id": getattr(self.record, "instance_id", None), "repo": self.record.repo,
-                "parts": {k: round(v, 4) for k, v in self.parts.items()}}
+        out = {"id": self.id, "kind": self.kind, "score": round(self.score, 4),
+               "instance_id": getattr(self.record, "instance_id", None), "repo": self.record.repo,
+               "parts": {k: round(v, 4) for k, v in self.parts.items()}}
+        if self.stale:
+            out["stale"] = self.stale
+        return out
 
 
 class ScoredCandidates(list):
@@ -85,9 +99,10 @@ class ScoredCandidates(list):
     episodes passed the filters (the abstention gate's prior: a repository with many past fixes more likely holds
     a relevant one)."""
 
-    def __init__(self, hits: Iterable[Hit] = (), pool_size: int = 0) -> None:
+    def __init__(self, hits: Iterable[Hit] = (), pool_size: int = 0, localization: Any = None) -> None:
         super().__init__(hits)
         self.pool_size = pool_size
+        self.localization = localization  # the issue's likely edit locations, when known
 
 
 def _where(kinds: Sequence[str], repo: str | None, before_ts: float | None, exclude_instance: str | None
@@ -152,7 +167,8 @@ def _doc_freq(bm25: Any, tid: int) -> int:
 def retrieve(store: Any, query: str, *, repo: str | None = None, before: str | float | datetime | None = None,
              exclude_instance: str | None = None, k: int = 3, kinds: Sequence[str] = ("episode", "lesson"),
              keys: dict[str, Iterable[str]] | None = None, token_budget: int | None = None,
-             settings: RetrievalSettings | None = None, floor: float | None = None) -> list[Hit]:
+             settings: RetrievalSettings | None = None, floor: float | None = None,
+             checkout: str | Path | None = None, locations: Any = None, drop_obsolete: bool = True) -> list[Hit]:
     """The records most relevant to ``query`` (an issue text), best first; ``[]`` when nothing is relevant enough.
 
     ``repo``: the repository of the new issue ("owner/name"); restricts to its records plus general lessons.
@@ -162,10 +178,53 @@ def retrieve(store: Any, query: str, *, repo: str | None = None, before: str | f
     intelligence); records that touched them score higher.
     ``token_budget``: the most tokens (of :func:`format_hit` text) the returned hits may take together.
     ``floor``: replaces the abstention gate by this plain floor on each hit's score (0 disables abstention).
+    ``checkout``: the new task's repository at its base commit. Localizes the issue there
+    (:mod:`expagent.codeintel.localize`, cached per repository and commit) for ranking and the answer decision,
+    and checks each candidate's anchors (:mod:`expagent.memory.staleness`): items whose anchored code is all gone
+    are dropped (``drop_obsolete``), stale ones carry ``Hit.stale`` (shown by :func:`format_hit`).
+    ``locations``: a ready :class:`expagent.codeintel.localize.Localization` (instead of computing it).
     """
+    index = None
+    if checkout is not None:
+        from expagent.codeintel.localize import localizer_for
+        from expagent.errors import ExpagentError
+
+        try:
+            localizer = localizer_for(checkout)
+        except (ExpagentError, OSError):
+            localizer = None  # not a readable tree: retrieval still works on the text
+        if localizer is not None:
+            index = localizer.index
+            if locations is None:
+                locations = localizer.localize(query, k=max(20, (settings or DEFAULT_SETTINGS).loc_depth))
     hits = score_candidates(store, query, repo=repo, before=before, exclude_instance=exclude_instance,
-                            kinds=kinds, keys=keys, settings=settings)
+                            kinds=kinds, keys=keys, settings=settings, locations=locations)
+    if index is not None:
+        hits = _mark_stale(store, hits, index, drop_obsolete, check=max(20, 3 * k))
     return select_hits(hits, repo=repo, k=k, token_budget=token_budget, settings=settings, floor=floor)
+
+
+def _mark_stale(store: Any, hits: "ScoredCandidates", index: Any, drop_obsolete: bool, check: int
+                ) -> "ScoredCandidates":
+    """Label stale candidates and drop obsolete ones (anchors against the new checkout's index). Only the best
+    ``check`` candidates are checked (at least 3k: what can be returned unless most of them are obsolete); the
+    rest stay as they are, for the gate's features."""
+    from expagent.memory.staleness import check_record
+
+    checked = hits[:check]
+    source_ids = [e for h in checked if h.kind == "lesson" and not h.record.anchors for e in h.record.source_episodes]
+    episodes = {i: r for i, (r, _m) in store.get_many(list(dict.fromkeys(source_ids))).items()} if source_ids else {}
+    kept = []
+    for n, hit in enumerate(hits):
+        if n >= check:
+            kept.append(hit)
+            continue
+        verdict = check_record(hit.record, index, episodes)
+        if verdict.obsolete and drop_obsolete:
+            continue
+        hit.stale = verdict.label()
+        kept.append(hit)
+    return ScoredCandidates(kept, pool_size=hits.pool_size, localization=hits.localization)
 
 
 def select_hits(hits: list[Hit], *, repo: str | None = None, k: int = 3, token_budget: int | None = None,
@@ -181,7 +240,8 @@ def select_hits(hits: list[Hit], *, repo: str | None = None, k: int = 3, token_b
 
         episodes = sorted((h for h in hits if h.kind == "episode"), key=lambda h: h.score, reverse=True)
         pool = int(getattr(hits, "pool_size", len(episodes)))
-        answer = default_gate().answers(query_features(episodes, pool))
+        localized = getattr(hits, "localization", None) is not None
+        answer = default_gate(localized).answers(query_features(episodes, pool, localized=localized))
         hits = [h for h in hits
                 if (answer and h.score >= cfg.episode_floor if h.kind == "episode" else h.score >= cfg.floor)]
     hits.sort(key=lambda h: (repo is not None and h.record.repo == repo, h.score), reverse=True)
@@ -202,8 +262,9 @@ def select_hits(hits: list[Hit], *, repo: str | None = None, k: int = 3, token_b
 def score_candidates(store: Any, query: str, *, repo: str | None = None,
                      before: str | float | datetime | None = None, exclude_instance: str | None = None,
                      kinds: Sequence[str] = ("episode", "lesson"), keys: dict[str, Iterable[str]] | None = None,
-                     settings: RetrievalSettings | None = None) -> ScoredCandidates:
-    """Every candidate that passes the filters, scored (no floor, no k), best first, with the pool size."""
+                     settings: RetrievalSettings | None = None, locations: Any = None) -> ScoredCandidates:
+    """Every candidate that passes the filters, scored (no floor, no k), best first, with the pool size.
+    ``locations``: the issue's likely edit locations (a ``Localization``): adds the ``loc`` part."""
     import numpy as np
 
     cfg = settings or DEFAULT_SETTINGS
@@ -274,9 +335,24 @@ def score_candidates(store: Any, query: str, *, repo: str | None = None,
     scored.sort(key=lambda t: t[3], reverse=True)
     top_ids = [t[0] for t in scored[: max(cfg.candidates, 10)]]
     records = store.get_many(top_ids)
-    return ScoredCandidates((Hit(item_id, meta["kind"], score, records[item_id][0], parts)
-                             for item_id, meta, parts, score in scored if item_id in records),
-                            pool_size=n_episodes)
+    out = ScoredCandidates((Hit(item_id, meta["kind"], score, records[item_id][0], parts)
+                            for item_id, meta, parts, score in scored if item_id in records),
+                           pool_size=n_episodes)
+    return out if locations is None else localize_candidates(out, locations, cfg)
+
+
+def localize_candidates(hits: ScoredCandidates, locations: Any, settings: RetrievalSettings | None = None
+                        ) -> ScoredCandidates:
+    """``hits`` re-scored with the issue's likely edit locations: each episode's ``loc`` part is how close its
+    files come to the top of ``locations`` (1/rank within ``loc_depth``), added with weight ``w_loc``; lessons
+    (no files) get 0. Returns new hits, best first, marked as localized (the localized gate decides)."""
+    cfg = settings or DEFAULT_SETTINGS
+    out = []
+    for h in hits:
+        loc = locations.overlap(getattr(h.record, "files", None) or [], cfg.loc_depth)
+        out.append(replace(h, score=h.score + cfg.w_loc * loc, parts={**h.parts, "loc": loc}))
+    out.sort(key=lambda h: h.score, reverse=True)
+    return ScoredCandidates(out, pool_size=hits.pool_size, localization=locations)
 
 
 def _top(values: Any, n: int) -> Any:
@@ -311,8 +387,10 @@ def format_hit(hit: Hit, max_patch_chars: int = 1500, max_issue_chars: int = 600
     if isinstance(record, Episode):
         s = record.summary
         lines = [f"[episode {record.id}] {record.repo}" + (f" {record.instance_id}" if record.instance_id else "")
-                 + f" — outcome: {record.outcome} ({record.outcome_source})",
-                 "Issue: " + _clip(record.issue, max_issue_chars)]
+                 + f" — outcome: {record.outcome} ({record.outcome_source})"]
+        if hit.stale:
+            lines.append(hit.stale)
+        lines.append("Issue: " + _clip(record.issue, max_issue_chars))
         for label, value in (("Fault location", s.fault_location), ("Root cause", s.root_cause),
                              ("Change", s.change), ("Verified by", s.verification)):
             if value:
@@ -325,8 +403,8 @@ def format_hit(hit: Hit, max_patch_chars: int = 1500, max_issue_chars: int = 600
             lines.append("Patch:\n" + _clip(record.patch, max_patch_chars))
         return "\n".join(lines)
     return (f"[lesson {record.id} v{record.version}, {record.lesson_kind}, scope {record.scope}, "
-            f"from {', '.join(record.source_episodes) or 'no episode'}]\n"
-            f"When: {record.applies_when}\nAdvice: {record.advice}")
+            f"from {', '.join(record.source_episodes) or 'no episode'}]\n" + (hit.stale + "\n" if hit.stale else "")
+            + f"When: {record.applies_when}\nAdvice: {record.advice}")
 
 
 def _clip(text: str, limit: int) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 from expagent.memory.jsonl import read_jsonl
 from expagent.memory.records import Episode, RecordError, RepairSummary, now_iso, parse_time
+from expagent.memory.staleness import anchors_from_patch
 
 _REQUIRED = ("repo", "instance_id", "base_commit", "problem_statement", "patch")
 
@@ -58,6 +59,7 @@ def episode_from_swebench(row: dict[str, Any], source: str = "", line_no: int | 
         outcome_source="reference_fix",
         created_at=created_iso,
         provenance=provenance,
+        anchors=anchors_from_patch(row["patch"], row["base_commit"]),
     )
 
 

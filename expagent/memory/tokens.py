@@ -48,6 +48,19 @@ def code_tokens(text: str) -> list[str]:
     return out
 
 
+def code_token_counts(text: str, cap: int = 4) -> dict[str, int]:
+    """``code_tokens(text)`` as counts, each capped at ``cap`` (BM25 saturates anyway): for whole source files,
+    where tokenising each distinct word once is an order of magnitude faster."""
+    words: dict[str, int] = {}
+    for word in _COMPOUND.findall(text or ""):
+        words[word] = words.get(word, 0) + 1
+    counts: dict[str, int] = {}
+    for word, n in words.items():
+        for tok in _word_tokens(word):
+            counts[tok] = min(cap, counts.get(tok, 0) + n)
+    return counts
+
+
 @functools.lru_cache(maxsize=200_000)
 def _word_tokens(word: str) -> tuple[str, ...]:
     # words repeat a lot across records (self, return, the names of a project's API): tokenise each once
