@@ -12,9 +12,11 @@ repository, ``env_commit``, and the recipe's build fields), so changing a recipe
 env and a second use of the same recipe costs one file read. A failed build keeps its log under
 ``cache_dir()/envs/failed/`` and raises ``EnvBuildError`` naming the failing command and its tail.
 
-Tests then run against the task's own fresh checkout with the venv's ``bin`` first on ``PATH``
-and the checkout (and its ``src/`` when present) first on ``PYTHONPATH``: the code under test is
-always the checkout's, while installed metadata and dependencies come from the env.
+The env is SWE-bench's environment image: the recipe's install steps run here too, at
+``env_commit``, so that dependencies are in place; the install at the instance's ``base_commit``
+(generated files, base-only dependencies) goes into an overlay (``expagent.tasks.overlays``), and
+tests run with an interpreter root layered on both, never changing the cached env. Builds see an
+explicit environment (``overlays.clean_environ``), not the caller's variables.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Callable
 from expagent import paths
 from expagent.errors import ExpagentError
 from expagent.fsutil import atomic_write_json
+from expagent.tasks.overlays import Interpreter, clean_environ, site_packages
 from expagent.tasks.pythons import find_python
 from expagent.tasks.suite import EnvRecipe
 
@@ -53,6 +56,7 @@ class Env:
     python_version: str
     build_seconds: float
     cached: bool  # True when this call found the env ready
+    python_exe: str = ""  # the base interpreter the venv was made from
 
     @property
     def venv(self) -> Path:
@@ -66,17 +70,17 @@ class Env:
     def src(self) -> Path:
         return self.path / "src"
 
-    def shell_prefix(self, checkout: str) -> str:
-        """Shell lines that put this env in front for commands run in ``checkout``."""
-        import shlex
+    @property
+    def interpreter(self) -> Interpreter:
+        return Interpreter(self.python_exe or str(self.bin_dir / "python"), self.python_version)
 
-        pythonpath = f"{checkout}/src:{checkout}" if checkout else ""
-        return (
-            f"export VIRTUAL_ENV={shlex.quote(str(self.venv))}; "
-            f"export PATH={shlex.quote(str(self.bin_dir))}:\"$PATH\"; "
-            f"export PYTHONPATH={shlex.quote(pythonpath)}${{PYTHONPATH:+:$PYTHONPATH}}; "
-            "export PYTHONNOUSERSITE=1; unset PYTHONHOME; "
-        )
+    @property
+    def site_dirs(self) -> list[Path]:
+        """The env's package directories, for an interpreter root layered on it."""
+        dirs = [site_packages(self.venv, self.interpreter)]
+        if self.recipe.system_site_packages:
+            dirs.append(self.interpreter.stdlib / "site-packages")
+        return dirs
 
 
 def env_key(recipe: EnvRecipe, repo: str, env_commit: str, python_exe: str, python_version: str) -> str:
@@ -96,7 +100,7 @@ def envs_root() -> Path:
 
 
 @contextmanager
-def _locked(lock_path: Path):
+def locked(lock_path: Path):
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -117,32 +121,17 @@ def _read_ready(path: Path, recipe: EnvRecipe, key: str) -> Env | None:
     if meta.get("key") != key:
         return None
     return Env(path=path, key=key, recipe=recipe, python_version=meta.get("python_version", ""),
-               build_seconds=float(meta.get("build_seconds", 0.0)), cached=True)
+               build_seconds=float(meta.get("build_seconds", 0.0)), cached=True, python_exe=meta.get("python", ""))
 
 
-class _Builder:
-    """Runs the build commands of one env, logging each to ``build.log``."""
+class Builder:
+    """Runs build commands with an explicit environment, logging each command and its output to ``log``."""
 
-    def __init__(self, path: Path, recipe: EnvRecipe, echo: Callable[[str], None]):
-        self.path = path
-        self.recipe = recipe
+    def __init__(self, log: Path, environ: dict[str, str], echo: Callable[[str], None]):
+        self.log_path = log
+        self.environ = environ
         self.echo = echo
-        self.log = open(path / "build.log", "a", encoding="utf-8")
-
-    def environ(self) -> dict[str, str]:
-        venv = self.path / "venv"
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-        env.update(
-            VIRTUAL_ENV=str(venv),
-            PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-            PIP_DISABLE_PIP_VERSION_CHECK="1",
-            PIP_NO_INPUT="1",
-            PYTHONNOUSERSITE="1",
-            GIT_TERMINAL_PROMPT="0",
-        )
-        if self.recipe.constraints:
-            env["PIP_CONSTRAINT"] = str(self.path / "constraints.txt")
-        return env
+        self.log = open(log, "a", encoding="utf-8")
 
     def run(self, argv: list[str], cwd: Path, display: str | None = None) -> None:
         display = display or " ".join(argv)
@@ -151,7 +140,7 @@ class _Builder:
         self.log.flush()
         started = time.monotonic()
         try:
-            proc = subprocess.run(argv, cwd=cwd, env=self.environ(), stdout=self.log, stderr=subprocess.STDOUT,
+            proc = subprocess.run(argv, cwd=cwd, env=self.environ, stdout=self.log, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, timeout=BUILD_COMMAND_TIMEOUT)
             code = proc.returncode
         except subprocess.TimeoutExpired:
@@ -159,7 +148,7 @@ class _Builder:
         self.log.write(f"[exit {code} after {time.monotonic() - started:.1f}s]\n")
         self.log.flush()
         if code != 0:
-            raise _StepFailed(display, code)
+            raise StepFailed(display, code)
 
     def shell(self, command: str, cwd: Path) -> None:
         self.run(["bash", "-c", command], cwd, display=command)
@@ -168,11 +157,29 @@ class _Builder:
         self.log.close()
 
 
-class _StepFailed(Exception):
+class StepFailed(Exception):
     def __init__(self, command: str, code: int):
         super().__init__(command)
         self.command = command
         self.code = code
+
+
+def build_failure(what: str, path: Path, failed: StepFailed) -> EnvBuildError:
+    """The one-line error for a failed build step of ``path`` (its log kept, the half-built directory removed)."""
+    kept = _keep_failed_log(path)
+    tail = _log_tail(kept)
+    shutil.rmtree(path, ignore_errors=True)
+    hint = missing_tool_hint(kept)
+    return EnvBuildError(f"{what} failed: `{failed.command}` exited {failed.code}: {tail}{hint} (log: {kept})")
+
+
+def _env_environ(path: Path, recipe: EnvRecipe) -> dict[str, str]:
+    venv = path / "venv"
+    extra = {"VIRTUAL_ENV": str(venv), "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1",
+             "PYTHONNOUSERSITE": "1", "GIT_TERMINAL_PROMPT": "0"}
+    if recipe.constraints:
+        extra["PIP_CONSTRAINT"] = str(path / "constraints.txt")
+    return clean_environ([str(venv / "bin")], build=True, extra=extra)
 
 
 def _needs_pip(recipe: EnvRecipe) -> bool:
@@ -202,7 +209,7 @@ def build_env(
     ready = _read_ready(path, recipe, key)
     if ready is not None:
         return ready
-    with _locked(envs_root() / f".{slug}.lock"):
+    with locked(envs_root() / f".{slug}.lock"):
         ready = _read_ready(path, recipe, key)  # another process may have built it meanwhile
         if ready is not None:
             return ready
@@ -215,7 +222,7 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
     path.mkdir(parents=True)
     started = time.monotonic()
     echo(f"building environment for {repo} (Python {python_version}) in {path}")
-    builder = _Builder(path, recipe, echo)
+    builder = Builder(path / "build.log", _env_environ(path, recipe), echo)
     try:
         if recipe.constraints:
             (path / "constraints.txt").write_text("\n".join(recipe.constraints) + "\n", encoding="utf-8")
@@ -245,14 +252,9 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
             builder.run([*pip, *recipe.pip_packages], path / "src")
         for command in [*recipe.pre_install, *recipe.install]:
             builder.shell(command, path / "src")
-    except _StepFailed as failed:
+    except StepFailed as failed:
         builder.close()
-        kept = _keep_failed_log(path)
-        tail = _log_tail(kept)
-        shutil.rmtree(path, ignore_errors=True)
-        raise EnvBuildError(
-            f"environment build failed for {repo}: `{failed.command}` exited {failed.code}: {tail} (log: {kept})"
-        ) from None
+        raise build_failure(f"environment build for {repo}", path, failed) from None
     except BaseException:
         builder.close()
         shutil.rmtree(path, ignore_errors=True)
@@ -269,7 +271,8 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
         "build_seconds": round(seconds, 2),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
-    return Env(path=path, key=key, recipe=recipe, python_version=python_version, build_seconds=seconds, cached=False)
+    return Env(path=path, key=key, recipe=recipe, python_version=python_version, build_seconds=seconds, cached=False,
+               python_exe=python_exe)
 
 
 def _requirement_name(line: str) -> str:
@@ -277,7 +280,7 @@ def _requirement_name(line: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _filtered_requirements(src: Path, name: str, exclude: list[str], builder: "_Builder") -> str:
+def _filtered_requirements(src: Path, name: str, exclude: list[str], builder: "Builder") -> str:
     """A copy of requirements file ``name`` without the ``exclude``d packages; returns its name."""
     dropped = {re.sub(r"[-_.]+", "-", e).lower() for e in exclude}
     kept = []
@@ -297,6 +300,27 @@ def _keep_failed_log(path: Path) -> Path:
     dest = failed_dir / f"{path.name}-{time.strftime('%Y%m%dT%H%M%S')}.log"
     shutil.copyfile(path / "build.log", dest)
     return dest
+
+
+#: what a build log says when the build needs something pip cannot provide
+_MISSING_TOOLS = (
+    (re.compile(r"(?:gcc|cc|g\+\+|gfortran): (?:error trying to exec|command not found|No such file)|"
+                r"error: command '([^']+)' failed: No such file"), "a compiler"),
+    (re.compile(r"fatal error: ([\w./-]+\.h): No such file"), "the C header {0} (a system package)"),
+    (re.compile(r"No matching distribution found for ([\w.\-\[\]<>=!~,]+)"), "{0}, which is not on the package index"),
+    (re.compile(r"requires Python '([^']+)' but the running Python is ([\d.]+)"),
+     "a package that requires Python {0} (the env has {1}): an old pin no longer resolves"),
+)
+
+
+def missing_tool_hint(log: Path) -> str:
+    """`` (needs X)`` when the build log shows a missing compiler, header or package, else ``""``."""
+    text = log.read_text(encoding="utf-8", errors="replace")[-200_000:]
+    for pattern, what in _MISSING_TOOLS:
+        match = pattern.search(text)
+        if match:
+            return f" (needs {what.format(*(g or '' for g in match.groups()))})"
+    return ""
 
 
 def _log_tail(log: Path, lines: int = 3) -> str:

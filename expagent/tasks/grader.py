@@ -2,13 +2,17 @@
 
 ``grade(task, patch_text)``:
 
-1. resolves the repository and the cached environment for the task's (repo, version);
-2. opens a sandbox holding a fresh checkout at ``base_commit`` and runs the recipe's
-   ``checkout_setup`` commands;
+1. resolves the repository and the cached environment for the task's (repo, version), then the
+   install at ``base_commit`` on top of it (``overlays.ensure_overlay``: the recipe's ``pre_install``
+   and ``install``, once per base commit, cached; the environment itself is never changed);
+2. opens a sandbox holding a fresh checkout at ``base_commit``, runs the recipe's ``checkout_setup``
+   commands and copies in the files the install generated;
 3. applies the candidate patch (``git apply``, then ``patch --fuzz=5`` as SWE-bench does);
-4. resets the test files to ``base_commit`` and applies the test patch;
-5. runs the test command on the test patch's files, parses per-test statuses, and checks
-   FAIL_TO_PASS and PASS_TO_PASS.
+4. restores every graded test file (the test patch's files and those FAIL_TO_PASS / PASS_TO_PASS name)
+   to ``base_commit``, discarding the candidate's edits to them, and applies the test patch;
+5. runs the test command on the test patch's files with an explicit environment and an interpreter
+   root that resolves to the task's packages however it is reached, parses per-test statuses, and
+   checks FAIL_TO_PASS and PASS_TO_PASS.
 
 Resolved (SWE-bench): every FAIL_TO_PASS and every PASS_TO_PASS test passes (PASSED, XFAIL or
 XPASS); a FAILED, ERROR or MISSING test is a failure; a SKIPPED one counts for neither. A patch
@@ -19,6 +23,7 @@ environment build failure) raise ``ExpagentError`` subclasses instead.
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 from dataclasses import asdict, dataclass, field
@@ -43,7 +48,8 @@ class GradeResult:
     fail_to_pass: dict[str, str] = field(default_factory=dict)
     pass_to_pass: dict[str, str] = field(default_factory=dict)
     log_path: str | None = None
-    # seconds: resolve, env (env_build when built now), checkout, apply, tests, cleanup, parse, total
+    # seconds: resolve, env (env_build when built now), install (install_build when the install at base_commit
+    # ran now), checkout, apply, runtime, tests, cleanup, parse, total
     durations: dict[str, float] = field(default_factory=dict)
     test_exit_code: int | None = None
     timed_out: bool = False
@@ -56,7 +62,8 @@ class GradeResult:
     def harness_seconds(self) -> float:
         """Time spent outside the test command (and outside an env build)."""
         d = self.durations
-        return max(0.0, d.get("total", 0.0) - d.get("tests", 0.0) - d.get("env_build", 0.0))
+        return max(0.0, d.get("total", 0.0) - d.get("tests", 0.0) - d.get("env_build", 0.0)
+                   - d.get("install_build", 0.0))
 
 
 def test_command(recipe, test_files: list[str]) -> str:
@@ -108,21 +115,64 @@ def _apply_candidate(sb, patch_text: str) -> tuple[bool, str]:
     return True, ""
 
 
-def _reset_and_apply_tests(sb, task) -> tuple[bool, str]:
-    if not task.test_patch.strip():
-        return True, ""  # synthesized tasks: the tests are already in the base commit
+_DJANGO_ID = re.compile(r"^\S+ \(([\w.]+)\)$")
+
+
+def graded_test_files(task) -> list[str]:
+    """Every file that holds a graded test: the test patch's files and the files FAIL_TO_PASS / PASS_TO_PASS name.
+
+    Names are ``path::test`` (pytest) or ``test (module.Class)`` (django's runner, under ``tests/``); files
+    that do not exist at ``base_commit`` are skipped when restoring.
+    """
+    files: dict[str, None] = dict.fromkeys(patched_files(task.test_patch)) if task.test_patch.strip() else {}
+    for name in [*task.fail_to_pass, *task.pass_to_pass]:
+        if "::" in name:
+            path = name.split("::", 1)[0]
+            if path.endswith(".py") and not path.startswith(("/", "..")):
+                files.setdefault(path, None)
+        elif match := _DJANGO_ID.match(name):
+            parts = match.group(1).split(".")
+            for end in range(len(parts) - 1, 0, -1):  # the module is a prefix of the dotted name
+                files.setdefault("tests/" + "/".join(parts[:end]) + ".py", None)
+    return list(files)
+
+
+def _restore_and_apply_tests(sb, task) -> tuple[bool, str]:
+    """Put every graded test file back to ``base_commit`` (discarding the candidate's edits), then apply the
+    test patch: a candidate cannot weaken or delete the tests it is graded by."""
     base = shlex.quote(task.base_commit)
     lines = []
-    for path in patched_files(task.test_patch):
+    for path in graded_test_files(task):
         q = shlex.quote(path)
-        # a test file that exists at base is reset to it; one that does not is removed, so the test patch can add it
+        # a file that exists at base is reset to it; one that does not is removed, so the test patch can add it
         lines.append(f"if git cat-file -e {base}:{q} 2>/dev/null; then git checkout -q {base} -- {q}; else rm -f {q}; fi")
-    sb.write_file(f"{_WORK}/test.patch", task.test_patch if task.test_patch.endswith("\n") else task.test_patch + "\n")
-    lines.append(f"git apply --verbose {_WORK}/test.patch")
+    if task.test_patch.strip():
+        sb.write_file(f"{_WORK}/test.patch",
+                      task.test_patch if task.test_patch.endswith("\n") else task.test_patch + "\n")
+        lines.append(f"git apply --verbose {_WORK}/test.patch")
+    if not lines:
+        return True, ""
     result = sb.run("\n".join(lines), timeout=120)
     if result.exit_code != 0:
         return False, _tail(result.output)
     return True, ""
+
+
+def _local_runtime(sb, env, overlay) -> str:
+    """The shell prefix for the test command: a per-grade interpreter root (the checkout first on its path,
+    then the overlay's and the environment's packages) and an explicit environment."""
+    from expagent.tasks.overlays import clean_shell_prefix, make_root, site_packages
+
+    checkout = Path(sb.workdir)
+    paths = [str(checkout / "src")] if (checkout / "src").is_dir() else []
+    paths.append(str(checkout))
+    if overlay is not None:
+        site_dirs, scripts = [site_packages(overlay.root, env.interpreter)], [overlay.root / "bin", env.bin_dir]
+    else:
+        site_dirs, scripts = env.site_dirs, [env.bin_dir]
+    bin_dir = make_root(Path(sb.root) / "python", env.interpreter, paths=paths, site_dirs=site_dirs,
+                        script_dirs=scripts)
+    return clean_shell_prefix([str(bin_dir)], {"PYTHONNOUSERSITE": "1"})
 
 
 def _docker_env_or_fallback(task, source, settings, kind: str, echo):
@@ -160,6 +210,7 @@ def grade(
     ``cache_dir()/grades``). ``timeout`` overrides the recipe's per-test-run timeout (seconds).
     """
     from expagent.tasks.envs import ensure_env
+    from expagent.tasks.overlays import ensure_overlay, needs_overlay
     from expagent.tasks.repos import RepoUnavailable, has_commit, resolve_repo
 
     echo = echo or (lambda _msg: None)
@@ -183,6 +234,13 @@ def grade(
     if not env.cached:
         durations["env_build"] = env.build_seconds
     recipe = task.suite.recipe(task.repo, task.version)
+    overlay = None
+    if sandbox_kind == "local" and needs_overlay(recipe):
+        t = time.monotonic()
+        overlay = ensure_overlay(env, source, task.base_commit, echo)
+        durations["install"] = time.monotonic() - t
+        if not overlay.cached:
+            durations["install_build"] = overlay.build_seconds
     parser = logparse.get_parser(recipe.parser)
     log_dir = Path(log_dir) if log_dir else _default_log_dir(task)
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -202,6 +260,11 @@ def grade(
             if setup.exit_code != 0:
                 raise ExpagentError(f"checkout set-up command failed for {task.instance_id} ({command!r}): "
                                     f"{_tail(setup.output)}")
+        if overlay is not None and overlay.generated.is_file():
+            # the files the install at base_commit generated (e.g. a setuptools_scm _version.py), as in the harness
+            unpacked = sb.run(f"tar -xf {shlex.quote(str(overlay.generated))}", timeout=300)
+            if unpacked.exit_code != 0:
+                raise ExpagentError(f"cannot copy the installed files into the checkout: {_tail(unpacked.output)}")
         durations["checkout"] = time.monotonic() - t
         t = time.monotonic()
         if patch_text.strip():
@@ -209,14 +272,17 @@ def grade(
             if not applied:
                 durations["apply"] = time.monotonic() - t
                 return finish(resolved=False, patch_applied=False, reason=f"patch does not apply: {why}")
-        tests_ok, why = _reset_and_apply_tests(sb, task)
+        tests_ok, why = _restore_and_apply_tests(sb, task)
         durations["apply"] = time.monotonic() - t
         if not tests_ok:
             return finish(resolved=False, patch_applied=True, reason=f"test patch does not apply: {why}")
         command = test_command(recipe, task.test_files)
         run_timeout = float(timeout if timeout is not None else recipe.timeout)
         t = time.monotonic()
-        run = sb.run(env.shell_prefix(sb.workdir) + command, timeout=run_timeout)
+        prefix = _local_runtime(sb, env, overlay) if sandbox_kind == "local" else env.shell_prefix(sb.workdir)
+        durations["runtime"] = time.monotonic() - t
+        t = time.monotonic()
+        run = sb.run(prefix + command, timeout=run_timeout)
         durations["tests"] = time.monotonic() - t
         t = time.monotonic()
     durations["cleanup"] = time.monotonic() - t
