@@ -125,8 +125,8 @@ def make_root(dest: Path, interp: Interpreter, *, paths: list[str], site_dirs: l
         for entry in sorted(scripts.iterdir()):
             if entry.name in seen or entry.name.startswith(("python", "activate", "Activate")) or not entry.is_file():
                 continue
-            seen.add(entry.name)
-            _copy_script(entry, bin_dir / entry.name, python)
+            if _copy_script(entry, bin_dir / entry.name, python):
+                seen.add(entry.name)
     lines = [*paths, *(f"import site; site.addsitedir({str(d)!r})" for d in site_dirs)]
     # a legacy-virtualenv marker, only while an overlay install runs (see INSTALL_MARKER)
     lines.append(f"import os, sys; os.environ.get({INSTALL_MARKER!r}) and setattr(sys, 'real_prefix', "
@@ -135,17 +135,22 @@ def make_root(dest: Path, interp: Interpreter, *, paths: list[str], site_dirs: l
     return bin_dir
 
 
-def _copy_script(src: Path, dest: Path, python: str) -> None:
-    with open(src, "rb") as fh:
-        head = fh.read(2)
-        if head != b"#!":
-            return
-        first = fh.readline()
-        rest = fh.read()
-    if b"python" not in first:
-        return
-    dest.write_bytes(b"#!" + python.encode() + b"\n" + rest)
+def _copy_script(src: Path, dest: Path, python: str) -> bool:
+    """Copy a Python console script with its interpreter line replaced; ``False`` when it is not one.
+
+    pip writes a long interpreter path as a ``#!/bin/sh`` trampoline whose next two lines re-exec Python."""
+    lines = src.read_bytes().split(b"\n")
+    if not lines[0].startswith(b"#!"):
+        return False
+    if lines[0].startswith(b"#!/bin/sh") and len(lines) > 2 and lines[1].startswith(b"'" * 3 + b"exec'"):
+        body = lines[3:]
+    elif b"python" in lines[0]:
+        body = lines[1:]
+    else:
+        return False
+    dest.write_bytes(b"\n".join([b"#!" + python.encode(), *body]))
     dest.chmod(0o755)
+    return True
 
 
 # -- the overlay: the install at base_commit, cached -----------------------------------------------------------
