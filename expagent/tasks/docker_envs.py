@@ -65,8 +65,10 @@ def _key(parent_id: str, repo: str, env_commit: str, recipe: EnvRecipe) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _build_commands(recipe: EnvRecipe) -> list[str]:
-    """The recipe's build steps as shell commands run inside the builder container."""
+def _build_commands(recipe: EnvRecipe, conda_requirements: list[str] | None = None) -> list[str]:
+    """The recipe's build steps as shell commands run inside the builder container.
+
+    ``conda_requirements``: the recipe's environment.yml already translated to pip requirements."""
     src = f"{ENV_ROOT}/src"
     venv = f"{ENV_ROOT}/venv"
     commands = [f"mkdir -p {ENV_ROOT} && cp -a /work/repo {src}"]
@@ -104,6 +106,11 @@ def _build_commands(recipe: EnvRecipe) -> list[str]:
             "EOF\n"
             f"{pip} -r .expagent-requirements.txt; exit $?; fi; done; true"
         )
+    if conda_requirements:
+        listed = "\n".join(conda_requirements)
+        commands.append(f"cat > {ENV_ROOT}/environment.txt <<'EOF'\n{listed}\nEOF")
+        commands.append(activate + f"{pip} -r {ENV_ROOT}/environment.txt "
+                        f"{' '.join(shlex.quote(p) for p in recipe.pip_packages)}")
     if recipe.packages:
         commands.append(activate + f"{pip} {' '.join(shlex.quote(p) for p in recipe.packages)}")
     if recipe.pip_packages:
@@ -113,6 +120,21 @@ def _build_commands(recipe: EnvRecipe) -> list[str]:
     # the task checkout goes to /work/repo in each grading container: leave none behind in the image
     commands.append("rm -rf /work/repo")
     return commands
+
+
+def _conda_requirements(source: Path, commit: str, recipe: EnvRecipe) -> list[str] | None:
+    """The recipe's environment.yml at ``commit`` as pip requirements (``None`` when it has none)."""
+    import subprocess
+
+    from expagent.tasks.swebench_specs import conda_requirements
+
+    for name in recipe.conda_env:
+        shown = subprocess.run(["git", "-C", str(source), "show", f"{commit}:{name}"], capture_output=True, text=True)
+        if shown.returncode == 0:
+            return conda_requirements(shown.stdout, name)[0]
+    if recipe.conda_env:
+        raise EnvBuildError(f"none of the environment files {', '.join(recipe.conda_env)} exists at {commit[:12]}")
+    return None
 
 
 def ensure_docker_env(task, source: Path, settings, echo: Callable[[str], None] | None = None) -> DockerEnv:
@@ -148,7 +170,7 @@ def ensure_docker_env(task, source: Path, settings, echo: Callable[[str], None] 
                 f"Docker grading of {task.repo} {task.version} needs Python {recipe.python}, but image {parent} "
                 f"has {found or 'no python3'}; use --sandbox local, or set docker_image to an image with that Python"
             )
-        for command in _build_commands(recipe):
+        for command in _build_commands(recipe, _conda_requirements(source, env_commit, recipe)):
             echo(f"  $ {command.splitlines()[0][:160]}")
             result = builder.run(command, timeout=3600)
             log_lines += [f"$ {command}", result.output, f"[exit {result.exit_code}]"]

@@ -246,6 +246,10 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
                     name = _filtered_requirements(path / "src", name, recipe.requirements_exclude, builder)
                 builder.run([*pip, "-r", name], path / "src")
                 break
+        if recipe.conda_env:
+            name = _conda_requirements(path / "src", recipe.conda_env, builder)
+            # the spec's pip pins go into the same resolution, as conda resolves the file and pip adds to it
+            builder.run([*pip, "-r", name, *recipe.pip_packages], path / "src")
         if recipe.packages:
             builder.run([*pip, *recipe.packages], path / "src")
         if recipe.pip_packages:
@@ -292,6 +296,22 @@ def _filtered_requirements(src: Path, name: str, exclude: list[str], builder: "B
     filtered = Path(name).parent / f".expagent-{Path(name).name}"
     (src / filtered).write_text("\n".join(kept) + "\n", encoding="utf-8")
     return str(filtered)
+
+
+def _conda_requirements(src: Path, candidates: list[str], builder: "Builder") -> str:
+    """The first of ``candidates`` (environment.yml files) in ``src`` as a pip requirements file; its name."""
+    from expagent.tasks.swebench_specs import conda_requirements
+
+    for name in candidates:
+        if (src / name).is_file():
+            requirements, notes = conda_requirements((src / name).read_text(encoding="utf-8"), name)
+            for note in notes:
+                builder.log.write(f"note: {note}\n")
+            out = ".expagent-environment.txt"
+            (src / out).write_text("\n".join(requirements) + "\n", encoding="utf-8")
+            builder.log.write(f"note: {name} as pip requirements: {' '.join(requirements)}\n")
+            return out
+    raise EnvBuildError(f"none of the environment files {', '.join(candidates)} exists at the environment commit")
 
 
 def _keep_failed_log(path: Path) -> Path:
