@@ -246,3 +246,73 @@ def test_real_instance_gold_resolves_and_empty_does_not(instance_id, tmp_path):
     gold = grade(task, task.patch, repos_dir=repos)
     assert gold.resolved, gold.reason
     assert not grade(task, "", repos_dir=repos).resolved
+
+
+# -- bad input: one line, exit non-zero, no traceback ---------------------------------------------------------------
+
+def _eval(*args: str):
+    from typer.testing import CliRunner
+
+    from expagent.cli import _register, app
+
+    _register()
+    return CliRunner().invoke(app, ["eval", *args, "--sandbox", "local"])
+
+
+def _one_line_error(result) -> str:
+    assert result.exit_code not in (0, None), result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert "Traceback" not in result.output
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        return str(result.exception)  # the CLI's error handler turns this into one line
+    return lines[-1]
+
+
+def _record(tmp_path: Path, **changes) -> Path:
+    data = ROOT.parent / "shared" / "data" / "swe-verified-dev-407.jsonl"
+    if data.is_file():
+        record = json.loads(data.open().readline())
+    else:
+        record = {"instance_id": "psf__requests-1142", "repo": "psf/requests", "base_commit": "0" * 40,
+                  "problem_statement": "x", "test_patch": "", "FAIL_TO_PASS": [], "PASS_TO_PASS": [], "version": "1.1"}
+    record.update(changes)
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    return path
+
+
+def test_bad_input_is_one_line(tmp_path, home, monkeypatch):
+    # a SWE-bench instance whose repository is not available offline: named, with the --repos layout
+    path = _record(tmp_path, repo="psf/requests", version="2.0", instance_id="psf__requests-1")
+    message = _one_line_error(_eval(str(path), "-i", "psf__requests-1", "--patch", "empty", "--repos", str(tmp_path)))
+    assert "psf/requests" in message and "psf__requests" in message and "\n" not in message
+    # a spec version SWE-bench does not have
+    path = _record(tmp_path, repo="psf/requests", version="9.9", instance_id="psf__requests-2")
+    message = _one_line_error(_eval(str(path), "-i", "psf__requests-2", "--patch", "empty"))
+    assert "no SWE-bench spec for psf/requests version '9.9'" in message and "2.0" in message
+
+
+def test_missing_interpreter_names_version_and_where_it_looked(tmp_path, home, monkeypatch):
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
+    monkeypatch.setenv("EXPAGENT_PYTHONS", str(tmp_path / "nowhere"))
+    suite = load_suite(make_suite(tmp_path / "gen", _ENV.replace(f'python = "{PY}"', 'python = "2.5"')))
+    message = _one_line_error(_eval(str(tmp_path / "gen"), "-i", "gen__pkg-1", "--patch", "empty"))
+    assert message.startswith("no Python 2.5 interpreter found") and str(tmp_path / "no-pyenv") in message
+    assert suite.task("gen__pkg-1")
+
+
+def test_failing_build_step_names_the_command_and_keeps_the_log(tmp_path, home):
+    import re
+
+    env = _ENV.replace('install = ["python setup.py -q develop --no-deps"]',
+                       'install = ["python setup.py -q develop --no-deps"]\n'
+                       'pre_install = ["test -f genpkg/_version.py || (echo no-version-yet-4242; exit 5)"]')
+    suite = load_suite(make_suite(tmp_path / "gen", env))
+    task = suite.task("gen__pkg-1")
+    from expagent.tasks.envs import EnvBuildError
+
+    with pytest.raises(EnvBuildError) as caught:
+        grade(task, task.patch)
+    message = str(caught.value)
+    assert "exited 5" in message and "no-version-yet-4242" in message and "\n" not in message
+    assert "no-version-yet-4242" in open(re.search(r"\(log: (.+)\)$", message).group(1)).read()

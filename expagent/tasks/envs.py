@@ -356,7 +356,9 @@ def ensure_env(task, *, repos_dir: str | Path | None = None, echo: Callable[[str
     ``source`` is the task's repository when the caller has already resolved it.
     """
     from expagent.tasks.repos import resolve_repo
+    from expagent.tasks.swebench_specs import require_spec
 
+    require_spec(task.suite, task.repo, task.version)
     recipe = task.suite.recipe(task.repo, task.version)
     source = source or resolve_repo(task.suite, task.repo, repos_dir)
     return build_env(recipe, task.repo, source, task.env_commit or task.base_commit, echo=echo, python=python,

@@ -212,6 +212,7 @@ def grade(
     from expagent.tasks.envs import ensure_env
     from expagent.tasks.overlays import ensure_overlay, needs_overlay
     from expagent.tasks.repos import RepoUnavailable, has_commit, resolve_repo
+    from expagent.tasks.swebench_specs import require_spec
 
     echo = echo or (lambda _msg: None)
     if task.suite is None:
@@ -220,6 +221,7 @@ def grade(
     durations: dict[str, float] = {}
     if sandbox_kind not in ("local", "docker", "auto"):
         raise ExpagentError(f"unknown sandbox {sandbox_kind!r} (choose local or docker)")
+    require_spec(task.suite, task.repo, task.version)
     source = resolve_repo(task.suite, task.repo, repos_dir)
     if not has_commit(source, task.base_commit):
         raise RepoUnavailable(f"commit {task.base_commit[:12]} of {task.repo} is not in {source} (update that clone)")

@@ -34,6 +34,26 @@ def known_repos() -> list[str]:
     return sorted(_data()["specs"])
 
 
+class UnknownSpecVersion(ExpagentError):
+    pass
+
+
+def require_spec(suite, repo: str, version: str) -> None:
+    """Raise ``UnknownSpecVersion`` when ``repo`` is a SWE-bench repository the suite takes recipes for, but
+    SWE-bench has no spec for ``version`` and the suite does not define that version itself."""
+    if not suite.use_swebench_recipes or repo not in _data()["specs"]:
+        return
+    if str(version) in _data()["specs"][repo]:
+        return
+    if str(version) in (suite.source(repo).env.get("versions") or {}):
+        return
+    known = sorted(_data()["specs"][repo], key=lambda v: [int(p) if p.isdigit() else 0 for p in v.split(".")])
+    raise UnknownSpecVersion(
+        f"no SWE-bench spec for {repo} version {version!r} (known: {', '.join(known)}); define it in the suite "
+        f"manifest as [repos.\"{repo}\".env.versions.\"{version}\"]"
+    )
+
+
 def parser_for(repo: str) -> str | None:
     return _data()["parsers"].get(repo)
 
