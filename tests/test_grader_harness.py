@@ -316,3 +316,53 @@ def test_failing_build_step_names_the_command_and_keeps_the_log(tmp_path, home):
     message = str(caught.value)
     assert "exited 5" in message and "no-version-yet-4242" in message and "\n" not in message
     assert "no-version-yet-4242" in open(re.search(r"\(log: (.+)\)$", message).group(1)).read()
+
+
+# -- SWE-bench's own images (a locally built image that mimics their layout: registry pulls fail here) -----------
+
+def _mimic_official_image(task, source: Path) -> str:
+    """An image laid out like SWE-bench's instance images: the repository installed at /testbed and an
+    ``activate`` script whose ``conda activate testbed`` puts the environment first."""
+    from expagent.config import Settings
+    from expagent.sandbox import images
+    from expagent.sandbox.docker import DockerSandbox, connect
+    from expagent.tasks.docker_envs import official_image_name
+
+    name = official_image_name(task.instance_id)
+    client = connect()
+    activate = ('conda() { if [ "$1" = activate ]; then export PATH=/opt/miniconda3/envs/$2/bin:$PATH '
+                'CONDA_DEFAULT_ENV=$2; fi; }')
+    with DockerSandbox(source, Settings(), base_commit=task.base_commit, image=images.find_default_image(client)) as b:
+        made = b.run("cp -a /work/repo /testbed && python3 -m venv --system-site-packages /opt/miniconda3/envs/testbed"
+                     f" && mkdir -p /opt/miniconda3/bin && echo {json.dumps(activate)} > /opt/miniconda3/bin/activate",
+                     timeout=300)
+        assert made.exit_code == 0, made.output
+        repository, _, tag = name.rpartition(":")
+        b.container.commit(repository=repository, tag=tag)
+    return name
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_an_official_image_is_used_when_present_and_gives_the_local_outcomes(tmp_path, home):
+    from conftest import docker_daemon_available
+
+    from expagent.tasks.demo import make_demo_suite
+
+    if not docker_daemon_available():
+        pytest.skip("no Docker daemon on this machine")
+    from expagent.sandbox.docker import connect
+
+    suite = load_suite(make_demo_suite(tmp_path / "demo"))
+    task = suite.task("demo__calc-2")
+    name = _mimic_official_image(task, tmp_path / "demo" / "repos" / "calc")
+    try:
+        assert name == "swebench/sweb.eval.x86_64.demo_1776_calc-2:latest"
+        for patch in (task.patch, ""):
+            docker = grade(task, patch, sandbox_kind="docker")
+            local = grade(task, patch, sandbox_kind="local")
+            assert docker.environment == name
+            assert (docker.fail_to_pass, docker.pass_to_pass) == (local.fail_to_pass, local.pass_to_pass)
+            assert docker.resolved == local.resolved == bool(patch)
+    finally:
+        connect().images.remove(name, force=True)

@@ -9,14 +9,21 @@ recipe's build settings, so a second use is one image lookup.
 
 The interpreter is the image's ``python3``: a recipe asking for another Python version is a
 clear error (use the local backend, or an image with that Python as ``docker_image``).
-Grading then runs each task in a fresh container of that image, with the same ``PATH`` /
-``PYTHONPATH`` arrangement as the local backend (``/work/repo`` first on ``PYTHONPATH``).
+Grading then runs each task in a fresh container of a set-up image made from it once per base commit
+(the recipe's ``pre_install`` and ``install`` run in the checkout, as in SWE-bench's instance images),
+with an explicit environment and ``/work/repo`` first on ``PYTHONPATH``.
+
+When SWE-bench's own image for the instance (``swebench/sweb.eval.x86_64.<id>``, ``__`` written
+``_1776_``; or ``$EXPAGENT_SWEBENCH_IMAGE``) is present locally or can be pulled, grading runs in it
+instead, the way the harness does: the repository at ``/testbed``, already installed, and the conda
+environment ``testbed`` activated.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 import time
 from dataclasses import dataclass
@@ -32,6 +39,14 @@ ENV_ROOT = "/opt/expagent-env"
 IMAGE_REPOSITORY = "expagent-env"
 
 
+#: SWE-bench's per-instance image names (``__`` in the instance id becomes ``_1776_``, as the harness writes it);
+#: ``$EXPAGENT_SWEBENCH_IMAGE`` replaces the template (``{instance}`` is filled in)
+OFFICIAL_TEMPLATE = "swebench/sweb.eval.x86_64.{instance}:latest"
+#: how the harness activates the instance image's environment (its eval scripts begin so)
+OFFICIAL_ACTIVATE = "source /opt/miniconda3/bin/activate && conda activate testbed && "
+OFFICIAL_WORKDIR = "/testbed"
+
+
 @dataclass
 class DockerEnv:
     image: str
@@ -40,18 +55,55 @@ class DockerEnv:
     python_version: str
     build_seconds: float
     cached: bool
+    #: an official SWE-bench instance image: repository at /testbed, installed, conda env ``testbed``
+    official: bool = False
 
     @property
     def venv(self) -> str:
         return f"{ENV_ROOT}/venv"
 
+    @property
+    def workdir(self) -> str:
+        return OFFICIAL_WORKDIR
+
+    def _activate(self) -> str:
+        from expagent.tasks.overlays import clean_shell_prefix
+
+        return clean_shell_prefix([f"{self.venv}/bin"], {"VIRTUAL_ENV": self.venv, "PYTHONNOUSERSITE": "1"})
+
+    def setup_commands(self) -> list[str]:
+        """The install at base_commit in the task checkout (cached as a set-up image), as in SWE-bench's
+        instance images; none for an official image, which already holds it."""
+        if self.official:
+            return []
+        return [self._activate() + command for command in [*self.recipe.pre_install, *self.recipe.install]]
+
     def shell_prefix(self, checkout: str) -> str:
-        pythonpath = f"{checkout}/src:{checkout}"
-        return (
-            f"export VIRTUAL_ENV={self.venv}; export PATH={self.venv}/bin:\"$PATH\"; "
-            f"export PYTHONPATH={shlex.quote(pythonpath)}${{PYTHONPATH:+:$PYTHONPATH}}; "
-            "export PYTHONNOUSERSITE=1; unset PYTHONHOME; "
-        )
+        if self.official:
+            return OFFICIAL_ACTIVATE
+        return self._activate() + f"export PYTHONPATH={shlex.quote(f'{checkout}/src:{checkout}')}; "
+
+
+def official_image_name(instance_id: str) -> str:
+    template = os.environ.get("EXPAGENT_SWEBENCH_IMAGE") or OFFICIAL_TEMPLATE
+    return template.format(instance=instance_id.replace("__", "_1776_").lower())
+
+
+def find_official_image(client, instance_id: str, echo: Callable[[str], None]) -> str | None:
+    """The instance's SWE-bench image when it is present locally or can be pulled, else ``None``."""
+    from expagent.sandbox import images
+
+    name = official_image_name(instance_id)
+    if images.image_exists(client, name):
+        return name
+    repository, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "latest")
+    try:
+        client.images.pull(repository, tag=tag or "latest")
+    except Exception as exc:  # no registry here, no such image, ...: build the environment instead
+        echo(f"notice: SWE-bench image {name} is not available ({str(exc).splitlines()[0][:120]}); "
+             "building the environment image")
+        return None
+    return name
 
 
 def _key(parent_id: str, repo: str, env_commit: str, recipe: EnvRecipe) -> str:
@@ -147,6 +199,9 @@ def ensure_docker_env(task, source: Path, settings, echo: Callable[[str], None] 
     settings = settings or Settings()
     recipe = task.suite.recipe(task.repo, task.version)
     client = connect()
+    official = find_official_image(client, task.instance_id, echo)
+    if official:
+        return DockerEnv(official, official, recipe, "", 0.0, cached=True, official=True)
     parent = settings.docker_image or images.find_default_image(client)
     if not parent:
         raise SandboxUnavailable(f"no sandbox image to build task environments on; run '{images.BUILD_COMMAND}'")

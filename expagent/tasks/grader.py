@@ -54,6 +54,7 @@ class GradeResult:
     test_exit_code: int | None = None
     timed_out: bool = False
     sandbox: str = "local"
+    environment: str = ""  # the env directory (local) or image (docker) the tests ran in
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,7 +94,10 @@ def _open_sandbox(kind: str, source: Path, settings, base_commit: str, env, echo
         from expagent.config import Settings
         from expagent.sandbox.docker import DockerSandbox
 
-        return DockerSandbox(source, settings or Settings(), base_commit=base_commit, image=env.image)
+        # a built env image gets the install at base_commit as a cached set-up image (SWE-bench's instance image);
+        # an official SWE-bench image already holds it, in /testbed
+        return DockerSandbox(source, settings or Settings(), base_commit=base_commit, image=env.image,
+                             setup=env.setup_commands())
     from expagent.sandbox.local import LocalSandbox
 
     # the environment is a host directory: expose it read-only, also when it lies under /tmp (bubblewrap gives
@@ -106,10 +110,10 @@ def _tail(text: str, lines: int = 3) -> str:
     return " | ".join(body[-lines:])[-300:]
 
 
-def _apply_candidate(sb, patch_text: str) -> tuple[bool, str]:
+def _apply_candidate(sb, patch_text: str, cwd: str | None = None) -> tuple[bool, str]:
     sb.write_file(f"{_WORK}/candidate.patch", patch_text if patch_text.endswith("\n") else patch_text + "\n")
-    p = f"{_WORK}/candidate.patch"
-    result = sb.run(f"git apply --verbose {p} || patch --batch --fuzz=5 -p1 -i {p}", timeout=120)
+    p = shlex.quote(f"{sb.workdir}/{_WORK}/candidate.patch")
+    result = sb.run(f"git apply --verbose {p} || patch --batch --fuzz=5 -p1 -i {p}", timeout=120, cwd=cwd)
     if result.exit_code != 0:
         return False, _tail(result.output)
     return True, ""
@@ -137,7 +141,7 @@ def graded_test_files(task) -> list[str]:
     return list(files)
 
 
-def _restore_and_apply_tests(sb, task) -> tuple[bool, str]:
+def _restore_and_apply_tests(sb, task, cwd: str | None = None) -> tuple[bool, str]:
     """Put every graded test file back to ``base_commit`` (discarding the candidate's edits), then apply the
     test patch: a candidate cannot weaken or delete the tests it is graded by."""
     base = shlex.quote(task.base_commit)
@@ -149,10 +153,10 @@ def _restore_and_apply_tests(sb, task) -> tuple[bool, str]:
     if task.test_patch.strip():
         sb.write_file(f"{_WORK}/test.patch",
                       task.test_patch if task.test_patch.endswith("\n") else task.test_patch + "\n")
-        lines.append(f"git apply --verbose {_WORK}/test.patch")
+        lines.append(f"git apply --verbose {shlex.quote(f'{sb.workdir}/{_WORK}/test.patch')}")
     if not lines:
         return True, ""
-    result = sb.run("\n".join(lines), timeout=120)
+    result = sb.run("\n".join(lines), timeout=120, cwd=cwd)
     if result.exit_code != 0:
         return False, _tail(result.output)
     return True, ""
@@ -251,13 +255,16 @@ def grade(
     def finish(**values) -> GradeResult:
         durations["total"] = time.monotonic() - started
         result = GradeResult(instance_id=task.instance_id, durations={k: round(v, 3) for k, v in durations.items()},
-                             log_path=str(log_path) if log_path.exists() else None, sandbox=sandbox_kind, **values)
+                             log_path=str(log_path) if log_path.exists() else None, sandbox=sandbox_kind,
+                             environment=getattr(env, "image", None) or str(env.path), **values)
         atomic_write_json(log_dir / "grade.json", result.to_dict())
         return result
 
     t = time.monotonic()
     with _open_sandbox(sandbox_kind, source, settings, task.base_commit, env, echo) as sb:
-        for command in recipe.checkout_setup:
+        official = sandbox_kind == "docker" and env.official
+        cwd = env.workdir if official else None  # SWE-bench's images hold the repository at /testbed
+        for command in [] if official else recipe.checkout_setup:
             setup = sb.run(command, timeout=300)
             if setup.exit_code != 0:
                 raise ExpagentError(f"checkout set-up command failed for {task.instance_id} ({command!r}): "
@@ -270,11 +277,11 @@ def grade(
         durations["checkout"] = time.monotonic() - t
         t = time.monotonic()
         if patch_text.strip():
-            applied, why = _apply_candidate(sb, patch_text)
+            applied, why = _apply_candidate(sb, patch_text, cwd)
             if not applied:
                 durations["apply"] = time.monotonic() - t
                 return finish(resolved=False, patch_applied=False, reason=f"patch does not apply: {why}")
-        tests_ok, why = _restore_and_apply_tests(sb, task)
+        tests_ok, why = _restore_and_apply_tests(sb, task, cwd)
         durations["apply"] = time.monotonic() - t
         if not tests_ok:
             return finish(resolved=False, patch_applied=True, reason=f"test patch does not apply: {why}")
@@ -284,7 +291,7 @@ def grade(
         prefix = _local_runtime(sb, env, overlay) if sandbox_kind == "local" else env.shell_prefix(sb.workdir)
         durations["runtime"] = time.monotonic() - t
         t = time.monotonic()
-        run = sb.run(prefix + command, timeout=run_timeout)
+        run = sb.run(prefix + command, timeout=run_timeout, cwd=cwd)
         durations["tests"] = time.monotonic() - t
         t = time.monotonic()
     durations["cleanup"] = time.monotonic() - t
