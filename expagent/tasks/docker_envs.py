@@ -84,6 +84,9 @@ class DockerEnv:
         return self._activate() + f"export PYTHONPATH={shlex.quote(f'{checkout}/src:{checkout}')}; "
 
 
+_PULL_FAILED: set[str] = set()
+
+
 def official_image_name(instance_id: str) -> str:
     template = os.environ.get("EXPAGENT_SWEBENCH_IMAGE") or OFFICIAL_TEMPLATE
     return template.format(instance=instance_id.replace("__", "_1776_").lower())
@@ -96,10 +99,13 @@ def find_official_image(client, instance_id: str, echo: Callable[[str], None]) -
     name = official_image_name(instance_id)
     if images.image_exists(client, name):
         return name
+    if name in _PULL_FAILED:
+        return None
     repository, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "latest")
     try:
         client.images.pull(repository, tag=tag or "latest")
     except Exception as exc:  # no registry here, no such image, ...: build the environment instead
+        _PULL_FAILED.add(name)  # asked once per process: a failed pull costs seconds
         echo(f"notice: SWE-bench image {name} is not available ({str(exc).splitlines()[0][:120]}); "
              "building the environment image")
         return None
