@@ -172,7 +172,10 @@ def validate_one(task, repos: str, timeout: float | None) -> dict:
     if not gold.resolved:
         missing = missing_blobs(source, task.base_commit)
         row["why"] = gold.reason
-        row["cause"] = "snapshot lacks files" if missing else classify(gold.reason)
+        log = Path(gold.log_path).read_text(errors="replace")[-400_000:] if gold.log_path else ""
+        network = CAUSES[4][1].search(log)
+        row["cause"] = ("snapshot lacks files" if missing else "network needed by the tests" if network
+                        else classify(gold.reason))
         if missing:
             row["why"] = f"the local clone lacks {len(missing)} file(s) at base_commit; gold: {gold.reason}"
     elif empty.resolved:
