@@ -153,6 +153,10 @@ class Builder:
     def shell(self, command: str, cwd: Path) -> None:
         self.run(["bash", "-c", command], cwd, display=command)
 
+    def checkout(self, source: Path, dest: Path, commit: str) -> None:
+        self.run(["git", "clone", "--quiet", "--no-checkout", str(source), str(dest)], dest.parent)
+        self.run(["git", "-C", str(dest), "checkout", "--quiet", "--detach", commit], dest.parent)
+
     def close(self) -> None:
         self.log.close()
 
@@ -171,6 +175,21 @@ def build_failure(what: str, path: Path, failed: StepFailed) -> EnvBuildError:
     shutil.rmtree(path, ignore_errors=True)
     hint = missing_tool_hint(kept)
     return EnvBuildError(f"{what} failed: `{failed.command}` exited {failed.code}: {tail}{hint} (log: {kept})")
+
+
+@contextmanager
+def build_steps(builder: Builder, path: Path, what: str):
+    """Closes ``builder``; a failed step becomes ``build_failure`` and any other error removes ``path``."""
+    try:
+        yield builder
+    except StepFailed as failed:
+        builder.close()
+        raise build_failure(what, path, failed) from None
+    except BaseException:
+        builder.close()
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    builder.close()
 
 
 def _env_environ(path: Path, recipe: EnvRecipe) -> dict[str, str]:
@@ -223,7 +242,7 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
     started = time.monotonic()
     echo(f"building environment for {repo} (Python {python_version}) in {path}")
     builder = Builder(path / "build.log", _env_environ(path, recipe), echo)
-    try:
+    with build_steps(builder, path, f"environment build for {repo}"):
         if recipe.constraints:
             (path / "constraints.txt").write_text("\n".join(recipe.constraints) + "\n", encoding="utf-8")
         if recipe.system_packages:
@@ -235,8 +254,7 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
         elif not _needs_pip(recipe):
             venv_args.append("--without-pip")
         builder.run([*venv_args, str(path / "venv")], path)
-        builder.run(["git", "clone", "--quiet", "--no-checkout", str(source), str(path / "src")], path)
-        builder.run(["git", "-C", str(path / "src"), "checkout", "--quiet", "--detach", env_commit], path)
+        builder.checkout(source, path / "src", env_commit)
         pip = [str(path / "venv" / "bin" / "python"), "-m", "pip", "install"]
         if recipe.bootstrap:
             builder.run([*pip, *recipe.bootstrap], path / "src")
@@ -256,14 +274,6 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
             builder.run([*pip, *recipe.pip_packages], path / "src")
         for command in [*recipe.pre_install, *recipe.install]:
             builder.shell(command, path / "src")
-    except StepFailed as failed:
-        builder.close()
-        raise build_failure(f"environment build for {repo}", path, failed) from None
-    except BaseException:
-        builder.close()
-        shutil.rmtree(path, ignore_errors=True)
-        raise
-    builder.close()
     seconds = time.monotonic() - started
     atomic_write_json(path / "env.json", {
         "key": key,

@@ -205,7 +205,7 @@ def ensure_overlay(env, source: Path, base_commit: str, echo: Callable[[str], No
 
 
 def _build_overlay(env, source: Path, base_commit: str, path: Path, echo) -> Overlay:
-    from expagent.tasks.envs import Builder, StepFailed, build_failure
+    from expagent.tasks.envs import Builder, build_steps
 
     if path.exists():
         shutil.rmtree(path)  # an interrupted build
@@ -221,23 +221,14 @@ def _build_overlay(env, source: Path, base_commit: str, path: Path, echo) -> Ove
         extra["PIP_CONSTRAINT"] = str(env.path / "constraints.txt")
     builder = Builder(path / "build.log", clean_environ([str(bin_dir)], build=True, extra=extra), echo)
     src = path / "src"
-    try:
-        builder.run(["git", "clone", "--quiet", "--no-checkout", str(source), str(src)], path)
-        builder.run(["git", "-C", str(src), "checkout", "--quiet", "--detach", base_commit], path)
+    with build_steps(builder, path, f"the install of {source.name} at {base_commit[:12]}"):
+        builder.checkout(source, src, base_commit)
         for command in [*recipe.pre_install, *recipe.install]:
             builder.shell(command, src)
         generated = _generated_files(src)
         with tarfile.open(path / "generated.tar", "w") as tar:
             for name in generated:
                 tar.add(src / name, arcname=name, recursive=False)
-    except StepFailed as failed:
-        builder.close()
-        raise build_failure(f"the install of {source.name} at {base_commit[:12]}", path, failed) from None
-    except BaseException:
-        builder.close()
-        shutil.rmtree(path, ignore_errors=True)
-        raise
-    builder.close()
     seconds = time.monotonic() - started
     atomic_write_json(path / "overlay.json", {"base_commit": base_commit, "build_seconds": round(seconds, 2),
                                               "generated_files": len(generated)})
