@@ -11,6 +11,7 @@ Run directory:
     run.json            what was run (suite, model, memory mode, settings)
     results.jsonl       one row per finished task (``expagent.tasks.results.ResultRow``)
     preds.json          SWE-bench predictions: [{"instance_id", "model_name_or_path", "model_patch"}]
+    all_preds.jsonl     the same, one per line (the harness's input; ``expagent eval --predictions``)
     tasks/<id>/         trajectory.json, patch.diff, grade/ (test output and grade.json)
     memory/             the run's own memory (when no --memory-home)
     report/             written by ``expagent report`` at the end
@@ -258,15 +259,9 @@ class Replay:
             f"{', remembered ' + str(len(written)) if written else ''})")
 
     def _write_preds(self) -> None:
-        from expagent.tasks.results import read_results
+        from expagent.tasks.predictions import write_run_predictions
 
-        preds = []
-        for row in read_results(self.out / "results.jsonl"):
-            patch_path = self.out / row.patch if row.patch else None
-            patch = patch_path.read_text() if patch_path and patch_path.exists() else ""
-            preds.append({"instance_id": row.instance_id, "model_name_or_path": self.settings.model,
-                          "model_patch": patch})
-        atomic_write_json(self.out / "preds.json", preds)
+        write_run_predictions(self.out, self.settings.model)
 
 
 def run_replay(options: ReplayOptions) -> int:

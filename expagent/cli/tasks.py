@@ -28,21 +28,15 @@ def _load_patch(task, spec: str) -> str:
     path = Path(spec).expanduser()
     if not path.is_file():
         raise ExpagentError(f"--patch must be gold, empty, - or a patch file (no such file: {spec})")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if path.suffix == ".json":
-        # SWE-bench predictions: {"<id>": {"model_patch": ...}} or [{"instance_id": ..., "model_patch": ...}]
-        import json
+    if path.suffix in (".json", ".jsonl"):
+        # SWE-bench predictions: preds.json (a list, or an object keyed by id) or all_preds.jsonl
+        from expagent.tasks.predictions import read_predictions
 
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ExpagentError(f"{path}: malformed JSON ({exc.msg})") from None
-        items = data.values() if isinstance(data, dict) else data
-        for item in items:
-            if isinstance(item, dict) and item.get("instance_id") == task.instance_id:
-                return item.get("model_patch") or ""
+        for prediction in read_predictions(path):
+            if prediction.instance_id == task.instance_id:
+                return prediction.model_patch or ""
         raise ExpagentError(f"{path} has no prediction for {task.instance_id}")
-    return text
+    return path.read_text(encoding="utf-8", errors="replace")
 
 
 def _status_style(status: str) -> str:
@@ -123,8 +117,48 @@ def _validate(suite, ids, sandbox, repos, timeout, as_json, console, settings) -
     return 1 if failed else 0
 
 
+def _eval_predictions(suite, file: Path, ids, out, workers, sandbox, repos, timeout, as_json, console, settings) -> int:
+    import json
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from expagent.tasks.predictions import check_against_suite, evaluate_predictions, read_predictions
+
+    predictions = read_predictions(file)
+    check_against_suite(predictions, suite, file)
+    if ids:
+        wanted = set(ids)
+        for instance_id in wanted:
+            suite.task(instance_id)
+        predictions = [p for p in predictions if p.instance_id in wanted]
+    out = out or file.parent / f"{file.stem}-eval"
+
+    def progress(report) -> None:
+        if not as_json:
+            mark = "[green]resolved[/]" if report.resolved else ("[red]error[/]" if report.error else "not resolved")
+            why = f": {escape(report.reason)}" if report.reason and not report.resolved else ""
+            console.print(f"{escape(report.instance_id)}: {mark}{why}")
+
+    summary = evaluate_predictions(suite, predictions, out, workers=workers, on_report=progress, sandbox_kind=sandbox,
+                                   repos_dir=repos, timeout=timeout, settings=settings)
+    data = summary.to_dict()
+    if as_json:
+        typer.echo(json.dumps({**data, "report": str(out / "report.json")}, indent=2))
+    else:
+        table = Table(title=f"predictions {file.name} on {suite.name}")
+        for column in ("submitted", "completed", "resolved", "unresolved", "empty patch", "error"):
+            table.add_column(column)
+        table.add_row(*(str(data[k]) for k in ("submitted_instances", "completed_instances", "resolved_instances",
+                                                "unresolved_instances", "empty_patch_instances", "error_instances")))
+        console.print(table)
+        console.print(f"report: {out / 'report.json'} (per instance: {out}/<instance_id>/report.json)")
+    return 1 if summary.error_ids else 0
+
+
 def eval_command(
-    tasks: str = typer.Argument(..., help="Suite directory, suite.toml, or SWE-bench JSONL file."),
+    tasks: str = typer.Argument(
+        ..., help="Suite directory, suite.toml, SWE-bench JSONL/JSON/parquet file, or a dataset name (owner/name)."),
     instance: Optional[List[str]] = typer.Option(None, "--instance", "-i", help="Instance id (repeatable)."),
     patch: str = typer.Option("gold", "--patch", help="gold, empty, - (stdin), a .diff file, or predictions .json."),
     repos: Optional[Path] = typer.Option(None, "--repos", help="Directory of clones named owner__name (offline)."),
@@ -132,11 +166,20 @@ def eval_command(
         None, "--sandbox", help="local, docker or auto (default: the 'sandbox' setting, auto: Docker when it can serve)."
     ),
     validate: bool = typer.Option(False, "--validate", help="Grade gold and empty patches for every task."),
+    predictions: Optional[Path] = typer.Option(
+        None, "--predictions", help="Grade a SWE-bench predictions file (preds.json or all_preds.jsonl)."),
+    workers: int = typer.Option(1, "--workers", help="With --predictions: instances graded at a time."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="With --predictions: where the reports go (default: FILE's directory/<stem>-eval)."),
+    split: Optional[str] = typer.Option(None, "--split", help="The split of a dataset (default: test)."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Per-test-run timeout in seconds."),
     log_dir: Optional[Path] = typer.Option(None, "--log-dir", help="Where to keep the test output."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Grade a patch with a task's own tests, or validate a whole suite (exit 1: not resolved / invalid)."""
+    """Grade a patch with a task's own tests, a whole predictions file, or validate a suite.
+
+    Exit 1: not resolved / invalid suite / with --predictions, some instances could not be graded.
+    """
     import json
 
     from rich.console import Console
@@ -149,7 +192,12 @@ def eval_command(
     console = Console(stderr=as_json)
     settings = load_settings()
     sandbox = sandbox or settings.sandbox
-    suite = load_suite(tasks)
+    suite = load_suite(tasks, split=split)
+    if predictions is not None:
+        if validate:
+            raise ExpagentError("--predictions and --validate cannot be combined")
+        raise typer.Exit(_eval_predictions(suite, predictions, instance, out, workers, sandbox, repos, timeout,
+                                           as_json, console, settings))
     if validate:
         raise typer.Exit(_validate(suite, instance, sandbox, repos, timeout, as_json, console, settings))
     if not instance:

@@ -3,8 +3,10 @@
 A suite is either
 
 * a directory ``swe_tasks/<suite>/`` holding ``suite.toml`` (the manifest) and ``tasks.jsonl``, or
-* a plain SWE-bench JSONL file (e.g. SWE-bench Lite); its repositories come from GitHub URLs
-  (or ``--repos DIR``) and its environments from the SWE-bench per-version recipes.
+* a plain SWE-bench JSONL, JSON or parquet file (e.g. SWE-bench Lite), a directory written by
+  ``datasets``' ``save_to_disk``, or a dataset name (``princeton-nlp/SWE-bench_Lite``, a split)
+  read from the local ``datasets`` cache; their repositories come from GitHub URLs (or
+  ``--repos DIR``) and their environments from the SWE-bench per-version recipes.
 
 Task records are SWE-bench instances: ``instance_id, repo, base_commit, problem_statement,
 test_patch, FAIL_TO_PASS, PASS_TO_PASS, version, created_at`` (``patch``, the gold patch, is
@@ -40,6 +42,7 @@ Later layers win: built-in defaults < ``[env]`` < SWE-bench recipe (+ carried ov
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -275,35 +278,57 @@ def task_from_record(record: dict[str, Any], where: str) -> Task:
     )
 
 
-def read_tasks(path: Path) -> list[Task]:
-    """Read a JSONL file (or a JSON list) of SWE-bench records."""
+def _json_records(path: Path) -> list[tuple[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SuiteError(f"cannot read tasks file {path}: {exc.strerror}") from None
-    records: list[tuple[str, Any]] = []
-    stripped = text.lstrip()
-    if stripped.startswith("["):
+    except UnicodeDecodeError:
+        raise SuiteError(f"{path}: not a UTF-8 JSON or JSONL file") from None
+    if text.lstrip().startswith("["):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SuiteError(f"{path}: malformed JSON: {exc}") from None
-        records = [(f"{path} item {i + 1}", item) for i, item in enumerate(data)]
-    else:
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                records.append((f"{path}:{lineno}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise SuiteError(f"{path}:{lineno}: malformed JSON: {exc.msg}") from None
+        return [(f"{path} item {i + 1}", item) for i, item in enumerate(data)]
+    records = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append((f"{path}:{lineno}", json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise SuiteError(f"{path}:{lineno}: malformed JSON: {exc.msg}") from None
+    return records
+
+
+def _parquet_records(path: Path) -> list[tuple[str, Any]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise SuiteError(f"reading {path.name} needs pyarrow (pip install 'expagent[swebench]')") from None
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError, its IO errors OSErrors
+        raise SuiteError(f"{path}: not a readable parquet file ({str(exc).splitlines()[0]})") from None
+    return [(f"{path} row {i + 1}", row) for i, row in enumerate(rows)]
+
+
+def tasks_from_records(records: list[tuple[str, Any]], origin: str) -> list[Task]:
+    """``Task``s from ``(where, record)`` pairs; a duplicate ``instance_id`` is an error naming ``origin``."""
     tasks = [task_from_record(record, where) for where, record in records]
     seen: set[str] = set()
     for task in tasks:
         if task.instance_id in seen:
-            raise SuiteError(f"{path}: duplicate instance_id {task.instance_id!r}")
+            raise SuiteError(f"{origin}: duplicate instance_id {task.instance_id!r}")
         seen.add(task.instance_id)
     return tasks
+
+
+def read_tasks(path: Path) -> list[Task]:
+    """Read SWE-bench records from a JSONL file, a JSON list, or a parquet file (as the datasets hub serves them)."""
+    records = _parquet_records(path) if path.suffix == ".parquet" else _json_records(path)
+    return tasks_from_records(records, str(path))
 
 
 def _assign_env_commits(tasks: list[Task]) -> None:
@@ -345,21 +370,42 @@ def _repo_sources(manifest: dict[str, Any], root: Path, path: Path) -> dict[str,
     return sources
 
 
+_DATASET_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def is_dataset_name(spec: str | Path) -> bool:
+    """``owner/name`` that is not a path here and has no file suffix: a datasets-library name."""
+    text = str(spec)
+    return (not Path(text).expanduser().exists() and bool(_DATASET_NAME.fullmatch(text))
+            and not text.endswith((".jsonl", ".json", ".parquet", ".toml")))
+
+
 def find_suite_path(spec: str | Path) -> Path:
     """A suite given as a path, or as a bare name found under ``./swe_tasks`` or the project's ``swe_tasks``."""
     path = Path(spec).expanduser()
     if path.exists():
         return path
-    if "/" not in str(spec) and not str(spec).endswith((".jsonl", ".json", ".toml")):
+    if "/" not in str(spec) and not str(spec).endswith((".jsonl", ".json", ".parquet", ".toml")):
         for base in (Path.cwd() / "swe_tasks", Path(__file__).resolve().parents[2] / "swe_tasks"):
             if (base / str(spec)).is_dir():
                 return base / str(spec)
-    raise SuiteError(f"no such suite: {spec} (give a suite directory, a suite.toml, or a SWE-bench JSONL file)")
+    raise SuiteError(f"no such suite: {spec} (give a suite directory, a suite.toml, a SWE-bench JSONL, JSON or parquet "
+                     "file, or a dataset name such as princeton-nlp/SWE-bench_Lite)")
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Load a suite directory, a ``suite.toml``, or a plain SWE-bench JSONL/JSON file."""
+def load_suite(path: str | Path, split: str | None = None) -> Suite:
+    """Load a suite directory, a ``suite.toml``, a plain SWE-bench JSONL/JSON/parquet file, a directory written
+    by ``datasets``' ``save_to_disk``, or a dataset name (``owner/name``) from the ``datasets`` cache.
+
+    ``split`` picks the split of a dataset (default ``test``); it is an error for other inputs.
+    """
+    if is_dataset_name(path):
+        return _dataset_suite(str(path), split or "test")
     path = find_suite_path(path)
+    if path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / "state.json").is_file()):
+        return _saved_dataset_suite(path, split)
+    if split is not None:
+        raise SuiteError(f"--split applies to datasets only ({path} is a suite file or directory)")
     if path.is_dir():
         manifest_path = path / "suite.toml"
         if not manifest_path.is_file():
@@ -399,16 +445,68 @@ def load_suite(path: str | Path) -> Suite:
 
 
 def _plain_suite(path: Path, name: str) -> Suite:
-    suite = Suite(
-        name=name,
-        description=f"SWE-bench records from {path.name}",
-        root=path.parent.resolve(),
-        tasks=read_tasks(path),
-        repos={},
-        use_swebench_recipes=True,
-    )
+    return _records_suite(read_tasks(path), name, f"SWE-bench records from {path.name}", path.parent.resolve())
+
+
+def _records_suite(tasks: list[Task], name: str, description: str, root: Path) -> Suite:
+    suite = Suite(name=name, description=description, root=root, tasks=tasks, repos={}, use_swebench_recipes=True)
     _finish(suite)
     return suite
+
+
+def _import_datasets(what: str):
+    import os
+
+    # never reach the hub: a dataset is read from the local cache or not at all
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import datasets
+    except ImportError:
+        raise SuiteError(f"{what} needs the datasets library (pip install 'expagent[swebench]')") from None
+    datasets.config.HF_DATASETS_OFFLINE = True  # also when it was imported before the variables were set
+    return datasets
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _dataset_rows(dataset, origin: str) -> list[tuple[str, Any]]:
+    return [(f"{origin} row {i + 1}", dict(row)) for i, row in enumerate(dataset)]
+
+
+def _dataset_suite(name: str, split: str) -> Suite:
+    datasets = _import_datasets(f"loading the dataset {name}")
+    try:
+        dataset = datasets.load_dataset(name, split=split)
+    except ValueError as exc:  # an unknown split
+        raise SuiteError(f"dataset {name}: {_first_line(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - datasets raises many kinds; all mean "not available offline"
+        raise SuiteError(f"dataset {name} (split {split}) is not in the local datasets cache and the hub is not "
+                         f"reached offline ({type(exc).__name__}: {_first_line(exc)})") from None
+    origin = f"{name}[{split}]"
+    tasks = tasks_from_records(_dataset_rows(dataset, origin), origin)
+    return _records_suite(tasks, name.split("/")[-1], f"SWE-bench records from the dataset {origin}", Path.cwd())
+
+
+def _saved_dataset_suite(path: Path, split: str | None) -> Suite:
+    datasets = _import_datasets(f"reading the saved dataset {path}")
+    try:
+        data = datasets.load_from_disk(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise SuiteError(f"{path}: not a readable saved dataset ({_first_line(exc)})") from None
+    if isinstance(data, datasets.DatasetDict):
+        split = split or "test"
+        if split not in data:
+            raise SuiteError(f"{path}: no split {split!r} (splits: {', '.join(data)})")
+        data = data[split]
+    elif split is not None:
+        raise SuiteError(f"{path} holds a single split; drop --split")
+    origin = f"{path}" + (f"[{split}]" if split else "")
+    tasks = tasks_from_records(_dataset_rows(data, origin), origin)
+    return _records_suite(tasks, path.name, f"SWE-bench records from the saved dataset {path.name}", path.resolve())
 
 
 def _finish(suite: Suite) -> None:
