@@ -223,7 +223,7 @@ def test_graded_test_files_cover_pytest_and_django_names():
 def _real(instance_id: str, tmp_path: Path):
     """The instance from the Verified dev file with a mirror of its repository, or a skip saying what is missing."""
     data = ROOT.parent / "shared" / "data" / "swe-verified-dev-407.jsonl"
-    repos = os.environ.get("EXPAGENT_REPOS")
+    repos = os.environ.get("SWEBENCH_REPOS")  # EXPAGENT_* settings are cleared for tests
     if not data.is_file():
         pytest.skip(f"{data.name} is not available")
     record = next(json.loads(line) for line in data.open() if json.loads(line)["instance_id"] == instance_id)
@@ -231,7 +231,7 @@ def _real(instance_id: str, tmp_path: Path):
     found = [Path(repos) / f"{owner}{sep}{name}" for sep in ("+", "__")] if repos else []
     found = [p for p in found if p.exists()]
     if not found:
-        pytest.skip(f"{record['repo']} is not available offline (set EXPAGENT_REPOS to a directory holding "
+        pytest.skip(f"{record['repo']} is not available offline (set SWEBENCH_REPOS to a directory holding "
                     f"{owner}+{name} or {owner}__{name})")
     mirror = tmp_path / "repos" / f"{owner}__{name}"
     subprocess.run(["git", "clone", "-q", "--mirror", "--shared", str(found[0]), str(mirror)], check=True)
