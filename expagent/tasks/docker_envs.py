@@ -160,9 +160,11 @@ def _build_commands(recipe: EnvRecipe, conda_requirements: list[str] | None = No
             "    return re.sub(r'[-_.]+', '-', re.split(r'[\\s<>=!~;\\[@]', line.strip(), maxsplit=1)[0]).lower()\n"
             "lines = [l for l in open(name).read().splitlines()\n"
             "         if not (l.strip() and not l.lstrip().startswith(('#', '-')) and key(l) in drop)]\n"
-            "open('.expagent-requirements.txt', 'w').write('\\n'.join(lines) + '\\n')\n"
+            # next to the original, so that its relative includes (-r docs.txt) still resolve
+            "import os\n"
+            "open(os.path.join(os.path.dirname(name), '.expagent-requirements.txt'), 'w').write('\\n'.join(lines) + '\\n')\n"
             "EOF\n"
-            f"{pip} -r .expagent-requirements.txt; exit $?; fi; done; true"
+            f"{pip} -r \"$(dirname \"$f\")/.expagent-requirements.txt\"; exit $?; fi; done; true"
         )
     if conda_requirements:
         listed = "\n".join(conda_requirements)
