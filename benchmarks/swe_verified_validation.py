@@ -136,6 +136,26 @@ def write(rows: list[dict], meta: dict) -> None:
     (RESULTS / f"{NAME}.md").write_text("\n".join(lines) + "\n")
 
 
+def merge(parts: list[str], notes: list[str]) -> int:
+    """Combine part results (each a --results run) into the main file, in sample order; later parts win."""
+    rows: dict[str, dict] = {}
+    meta: dict = {}
+    for part in [NAME, *parts]:
+        path = RESULTS / f"{part}.json"
+        if path.is_file():
+            data = json.loads(path.read_text())
+            meta = meta or data["meta"]
+            rows.update({r["instance_id"]: r for r in data["instances"]})
+            if part != NAME:
+                path.unlink()
+                (RESULTS / f"{part}.md").unlink(missing_ok=True)
+    order = [r["instance_id"] for r in sorted(rows.values(), key=lambda r: (r["repo"] in TOO_LARGE,
+                                                                           r["repo"] in COMPILED, r["instance_id"]))]
+    meta["notes"] = list(dict.fromkeys([*meta.get("notes", []), *notes]))
+    write([rows[i] for i in order], meta)
+    return 0
+
+
 def validate_one(task, repos: str, timeout: float | None) -> dict:
     from expagent.errors import ExpagentError
     from expagent.tasks.envs import ensure_env
@@ -184,6 +204,7 @@ def validate_one(task, repos: str, timeout: float | None) -> dict:
 
 
 def main() -> int:
+    global NAME
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=str(ROOT.parent / "shared" / "data" / "swe-verified-dev-407.jsonl"))
     parser.add_argument("--repos", default=os.environ.get("EXPAGENT_REPOS"), required=not os.environ.get("EXPAGENT_REPOS"))
@@ -192,7 +213,12 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=None, help="per-test-run timeout (default: recipe's)")
     parser.add_argument("--resume", action="store_true", help="keep the rows of the last results file that validated")
     parser.add_argument("--note", action="append", default=[], help="a note for the results (repeatable)")
+    parser.add_argument("--results", default=NAME, help="results file name (a part run in parallel; see --merge)")
+    parser.add_argument("--merge", action="append", default=[], help="merge these part results into the main file")
     args = parser.parse_args()
+    NAME = args.results
+    if args.merge:
+        return merge(args.merge, args.note)
     os.environ["EXPAGENT_HOME"] = args.home
 
     from expagent.tasks.suite import load_suite

@@ -127,7 +127,10 @@ def make_root(dest: Path, interp: Interpreter, *, paths: list[str], site_dirs: l
                 continue
             if _copy_script(entry, bin_dir / entry.name, python):
                 seen.add(entry.name)
-    lines = [*paths, *(f"import site; site.addsitedir({str(d)!r})" for d in site_dirs)]
+    # pip's isolated build environments (PYTHONPATH starting with its pip-build-env-* dir) must not see the
+    # environment's packages: a build requirement would then conflict with an older installed pin
+    isolated = "'pip-build-env-' in os.environ.get('PYTHONPATH', '')"
+    lines = [*paths, *(f"import os, site; {isolated} or site.addsitedir({str(d)!r})" for d in site_dirs)]
     # a legacy-virtualenv marker, only while an overlay install runs (see INSTALL_MARKER)
     lines.append(f"import os, sys; os.environ.get({INSTALL_MARKER!r}) and setattr(sys, 'real_prefix', "
                  f"{str(real.parent.parent)!r})")
