@@ -353,9 +353,16 @@ def missing_tool_hint(log: Path) -> str:
     return ""
 
 
+#: pip's closing lines after a failed build, which say nothing about the failure itself
+_PIP_FOOTER = re.compile(r"^(note: This (error originates|is an issue)|hint: See above|╰─> See above|"
+                         r"error: (metadata-generation-failed|subprocess-exited-with-error)|× |\[end of output\]|"
+                         r"│ exit code|\[notice\])")
+
+
 def _log_tail(log: Path, lines: int = 3) -> str:
     text = log.read_text(encoding="utf-8", errors="replace").splitlines()
     body = [line.strip() for line in text if line.strip() and not line.startswith(("[exit", "$ "))]
+    body = [line for line in body if not _PIP_FOOTER.match(line)] or body
     return " | ".join(body[-lines:])[-400:] or "no output"
 
 
