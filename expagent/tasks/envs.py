@@ -70,6 +70,19 @@ class Env:
     def src(self) -> Path:
         return self.path / "src"
 
+    def shell_prefix(self, checkout: str) -> str:
+        """Shell lines that put this env in front for commands run in ``checkout`` (the agent's own sandbox in
+        ``replay``, and synthesis; grading uses an interpreter root instead, see ``overlays``)."""
+        import shlex
+
+        pythonpath = f"{checkout}/src:{checkout}" if checkout else ""
+        return (
+            f"export VIRTUAL_ENV={shlex.quote(str(self.venv))}; "
+            f"export PATH={shlex.quote(str(self.bin_dir))}:\"$PATH\"; "
+            f"export PYTHONPATH={shlex.quote(pythonpath)}${{PYTHONPATH:+:$PYTHONPATH}}; "
+            "export PYTHONNOUSERSITE=1; unset PYTHONHOME; "
+        )
+
     @property
     def interpreter(self) -> Interpreter:
         return Interpreter(self.python_exe or str(self.bin_dir / "python"), self.python_version)
