@@ -136,7 +136,7 @@ def write(rows: list[dict], meta: dict) -> None:
     (RESULTS / f"{NAME}.md").write_text("\n".join(lines) + "\n")
 
 
-def merge(parts: list[str], notes: list[str]) -> int:
+def merge(parts: list[str], notes: list[str], chosen) -> int:
     """Combine part results (each a --results run) into the main file, in sample order; later parts win."""
     rows: dict[str, dict] = {}
     meta: dict = {}
@@ -149,8 +149,10 @@ def merge(parts: list[str], notes: list[str]) -> int:
             if part != NAME:
                 path.unlink()
                 (RESULTS / f"{part}.md").unlink(missing_ok=True)
-    order = [r["instance_id"] for r in sorted(rows.values(), key=lambda r: (r["repo"] in TOO_LARGE,
-                                                                           r["repo"] in COMPILED, r["instance_id"]))]
+    for task in chosen:  # a sampled instance no part graded (the run was stopped) still counts, as a failure
+        rows.setdefault(task.instance_id, {"instance_id": task.instance_id, "repo": task.repo, "version": task.version,
+                                           "status": "not run", "cause": "not run before the time box ended"})
+    order = [t.instance_id for t in chosen]
     meta["notes"] = list(dict.fromkeys([*meta.get("notes", []), *notes]))
     write([rows[i] for i in order], meta)
     return 0
@@ -218,7 +220,9 @@ def main() -> int:
     args = parser.parse_args()
     NAME = args.results
     if args.merge:
-        return merge(args.merge, args.note)
+        from expagent.tasks.suite import load_suite
+
+        return merge(args.merge, args.note, sample(load_suite(args.tasks).tasks))
     os.environ["EXPAGENT_HOME"] = args.home
 
     from expagent.tasks.suite import load_suite

@@ -124,6 +124,32 @@ def test_install_at_base_commit_generates_files_in_an_overlay_and_leaves_the_env
     assert _site_listing(env.path) == before  # the cached env itself is untouched
 
 
+def test_a_patch_to_the_build_is_installed_again_in_the_grade_only(tmp_path, home):
+    from expagent.tasks.envs import ensure_env
+
+    suite = load_suite(make_suite(tmp_path / "gen", _ENV))
+    task = suite.task("gen__pkg-1")
+    # the fix is in the build: what the install generates changes, so the project must be installed again
+    task.fail_to_pass = ["tests/test_gen.py::test_version_is_generated"]
+    task.pass_to_pass = []
+    build_fix = _SETUP.replace("0.1.dev0+g", "0.2.dev0+g")
+    repo = tmp_path / "gen" / "repos" / "genpkg"
+    write(repo, {"setup.py": build_fix, "tests/test_gen.py": _TESTS.replace('"0.1.dev0+g"', '"0.2.dev0+g"')})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "0.2")
+    task.base_commit = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "checkout", "-q", "HEAD~1", "--", "setup.py")
+    broken = git(repo, "diff", "--cached") or git(repo, "diff", "HEAD")
+    git(repo, "checkout", "-q", "HEAD", "--", "setup.py")
+    assert "setup.py" in broken
+    # base has the 0.2 build; the candidate takes it back to 0.1: only a re-install shows that
+    result = grade(task, broken)
+    assert "reinstall" in result.durations and not result.resolved
+    assert result.fail_to_pass == {"tests/test_gen.py::test_version_is_generated": "FAILED"}
+    assert grade(task, "").resolved  # and the overlay for base_commit was left as it was
+    assert ensure_env(task).cached
+
+
 def test_tests_that_reach_python_through_a_link_stay_in_the_task_env(tmp_path, home):
     # what tox --current-env does: link .tox/<env>/bin/python to sys.executable and run the link
     runner = ("import os, subprocess, sys\n"

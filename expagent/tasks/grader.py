@@ -64,7 +64,7 @@ class GradeResult:
         """Time spent outside the test command (and outside an env build)."""
         d = self.durations
         return max(0.0, d.get("total", 0.0) - d.get("tests", 0.0) - d.get("env_build", 0.0)
-                   - d.get("install_build", 0.0))
+                   - d.get("install_build", 0.0) - d.get("reinstall", 0.0))
 
 
 def test_command(recipe, test_files: list[str]) -> str:
@@ -89,7 +89,7 @@ def _default_log_dir(task) -> Path:
     return paths.cache_dir() / "grades" / f"{task.instance_id}-{stamp}-{time.monotonic_ns() % 100000}"
 
 
-def _open_sandbox(kind: str, source: Path, settings, base_commit: str, env, echo):
+def _open_sandbox(kind: str, source: Path, settings, base_commit: str, env, echo, network: bool = False):
     if kind == "docker":
         from expagent.config import Settings
         from expagent.sandbox.docker import DockerSandbox
@@ -102,7 +102,15 @@ def _open_sandbox(kind: str, source: Path, settings, base_commit: str, env, echo
 
     # the environment is a host directory: expose it read-only, also when it lies under /tmp (bubblewrap gives
     # the sandbox a private /tmp)
-    return LocalSandbox(source, base_commit=base_commit, ro_paths=[env.path], warn=echo)
+    return LocalSandbox(source, base_commit=base_commit, ro_paths=[env.path], warn=echo, network=network)
+
+
+#: files whose change means the project must be installed again (its dependencies or build may differ)
+_BUILD_FILES = re.compile(r"(^|/)(setup\.py|setup\.cfg|pyproject\.toml|requirements[^/]*\.txt)$")
+
+
+def touches_build_files(patch_text: str) -> bool:
+    return any(_BUILD_FILES.search(path) for path in patched_files(patch_text))
 
 
 def _tail(text: str, lines: int = 3) -> str:
@@ -162,10 +170,11 @@ def _restore_and_apply_tests(sb, task, cwd: str | None = None) -> tuple[bool, st
     return True, ""
 
 
-def _local_runtime(sb, env, overlay) -> str:
+def _local_runtime(sb, env, overlay, reinstall: bool = False) -> str:
     """The shell prefix for the test command: a per-grade interpreter root (the checkout first on its path,
     then the overlay's and the environment's packages) and an explicit environment."""
-    from expagent.tasks.overlays import clean_shell_prefix, make_root, site_packages
+    from expagent.tasks.envs import EnvBuildError
+    from expagent.tasks.overlays import INSTALL_MARKER, clean_shell_prefix, make_root, site_packages
 
     checkout = Path(sb.workdir)
     paths = [str(checkout / "src")] if (checkout / "src").is_dir() else []
@@ -176,7 +185,16 @@ def _local_runtime(sb, env, overlay) -> str:
         site_dirs, scripts = env.site_dirs, [env.bin_dir]
     bin_dir = make_root(Path(sb.root) / "python", env.interpreter, paths=paths, site_dirs=site_dirs,
                         script_dirs=scripts)
-    return clean_shell_prefix([str(bin_dir)], {"PYTHONNOUSERSITE": "1"})
+    prefix = clean_shell_prefix([str(bin_dir)], {"PYTHONNOUSERSITE": "1"})
+    if reinstall:
+        # the candidate changed how the project is built or what it needs: install it again, into this grade's
+        # root (never the cached overlay or env), as the harness re-runs the install with the patch applied
+        for command in env.recipe.install:
+            done = sb.run(f"{prefix}export {INSTALL_MARKER}=1; {command}", timeout=1800)
+            if done.exit_code != 0:
+                raise EnvBuildError(f"the install with the candidate patch applied failed: `{command}` exited "
+                                    f"{done.exit_code}: {_tail(done.output)}")
+    return prefix
 
 
 def _docker_env_or_fallback(task, source, settings, kind: str, echo):
@@ -260,8 +278,10 @@ def grade(
         atomic_write_json(log_dir / "grade.json", result.to_dict())
         return result
 
+    reinstall = overlay is not None and touches_build_files(patch_text)
     t = time.monotonic()
-    with _open_sandbox(sandbox_kind, source, settings, task.base_commit, env, echo) as sb:
+    # a re-install may fetch new dependencies: that grade's sandbox has the network, as the harness's containers do
+    with _open_sandbox(sandbox_kind, source, settings, task.base_commit, env, echo, network=reinstall) as sb:
         official = sandbox_kind == "docker" and env.official
         cwd = env.workdir if official else None  # SWE-bench's images hold the repository at /testbed
         for command in [] if official else recipe.checkout_setup:
@@ -288,8 +308,9 @@ def grade(
         command = test_command(recipe, task.test_files)
         run_timeout = float(timeout if timeout is not None else recipe.timeout)
         t = time.monotonic()
-        prefix = _local_runtime(sb, env, overlay) if sandbox_kind == "local" else env.shell_prefix(sb.workdir)
-        durations["runtime"] = time.monotonic() - t
+        prefix = (_local_runtime(sb, env, overlay, reinstall) if sandbox_kind == "local"
+                  else env.shell_prefix(sb.workdir))
+        durations["reinstall" if reinstall else "runtime"] = time.monotonic() - t
         t = time.monotonic()
         run = sb.run(prefix + command, timeout=run_timeout, cwd=cwd)
         durations["tests"] = time.monotonic() - t
