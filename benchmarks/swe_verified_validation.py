@@ -193,7 +193,7 @@ def validate_one(task, repos: str, timeout: float | None) -> dict:
         status="graded", cause="", gold=gold.resolved, empty=empty.resolved, ok=gold.resolved and not empty.resolved,
         install_first_s=d.get("install_build"), harness_s=round(gold.harness_seconds, 3),
         empty_harness_s=round(empty.harness_seconds, 3), tests_s=round(d.get("tests", 0.0), 2),
-        gold_durations=d, empty_durations=empty.durations, gold_log=gold.log_path,
+        gold_durations=d, empty_durations=empty.durations,
     )
     if not gold.resolved:
         missing = missing_blobs(source, task.base_commit)
