@@ -24,7 +24,7 @@ def git(repo: Path, *args: str) -> str:
 
 
 def resolve_commit(repo: Path, commit: str | None) -> str:
-    if not (repo / ".git").exists():
+    if not (repo / ".git").exists() and not (repo / "HEAD").is_file():  # a work tree or a bare repository
         raise SandboxError(f"{repo} is not a git repository")
     try:
         return git(repo, "rev-parse", "--verify", f"{commit or 'HEAD'}^{{commit}}")

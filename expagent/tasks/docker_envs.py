@@ -9,14 +9,21 @@ recipe's build settings, so a second use is one image lookup.
 
 The interpreter is the image's ``python3``: a recipe asking for another Python version is a
 clear error (use the local backend, or an image with that Python as ``docker_image``).
-Grading then runs each task in a fresh container of that image, with the same ``PATH`` /
-``PYTHONPATH`` arrangement as the local backend (``/work/repo`` first on ``PYTHONPATH``).
+Grading then runs each task in a fresh container of a set-up image made from it once per base commit
+(the recipe's ``pre_install`` and ``install`` run in the checkout, as in SWE-bench's instance images),
+with an explicit environment and ``/work/repo`` first on ``PYTHONPATH``.
+
+When SWE-bench's own image for the instance (``swebench/sweb.eval.x86_64.<id>``, ``__`` written
+``_1776_``; or ``$EXPAGENT_SWEBENCH_IMAGE``) is present locally or can be pulled, grading runs in it
+instead, the way the harness does: the repository at ``/testbed``, already installed, and the conda
+environment ``testbed`` activated.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 import time
 from dataclasses import dataclass
@@ -32,6 +39,14 @@ ENV_ROOT = "/opt/expagent-env"
 IMAGE_REPOSITORY = "expagent-env"
 
 
+#: SWE-bench's per-instance image names (``__`` in the instance id becomes ``_1776_``, as the harness writes it);
+#: ``$EXPAGENT_SWEBENCH_IMAGE`` replaces the template (``{instance}`` is filled in)
+OFFICIAL_TEMPLATE = "swebench/sweb.eval.x86_64.{instance}:latest"
+#: how the harness activates the instance image's environment (its eval scripts begin so)
+OFFICIAL_ACTIVATE = "source /opt/miniconda3/bin/activate && conda activate testbed && "
+OFFICIAL_WORKDIR = "/testbed"
+
+
 @dataclass
 class DockerEnv:
     image: str
@@ -40,18 +55,61 @@ class DockerEnv:
     python_version: str
     build_seconds: float
     cached: bool
+    #: an official SWE-bench instance image: repository at /testbed, installed, conda env ``testbed``
+    official: bool = False
 
     @property
     def venv(self) -> str:
         return f"{ENV_ROOT}/venv"
 
+    @property
+    def workdir(self) -> str:
+        return OFFICIAL_WORKDIR
+
+    def _activate(self) -> str:
+        from expagent.tasks.overlays import clean_shell_prefix
+
+        return clean_shell_prefix([f"{self.venv}/bin"], {"VIRTUAL_ENV": self.venv, "PYTHONNOUSERSITE": "1"})
+
+    def setup_commands(self) -> list[str]:
+        """The install at base_commit in the task checkout (cached as a set-up image), as in SWE-bench's
+        instance images; none for an official image, which already holds it."""
+        if self.official:
+            return []
+        return [self._activate() + command for command in [*self.recipe.pre_install, *self.recipe.install]]
+
     def shell_prefix(self, checkout: str) -> str:
-        pythonpath = f"{checkout}/src:{checkout}"
-        return (
-            f"export VIRTUAL_ENV={self.venv}; export PATH={self.venv}/bin:\"$PATH\"; "
-            f"export PYTHONPATH={shlex.quote(pythonpath)}${{PYTHONPATH:+:$PYTHONPATH}}; "
-            "export PYTHONNOUSERSITE=1; unset PYTHONHOME; "
-        )
+        if self.official:
+            return OFFICIAL_ACTIVATE
+        return self._activate() + f"export PYTHONPATH={shlex.quote(f'{checkout}/src:{checkout}')}; "
+
+
+_PULL_FAILED: set[str] = set()
+
+
+def official_image_name(instance_id: str) -> str:
+    template = os.environ.get("EXPAGENT_SWEBENCH_IMAGE") or OFFICIAL_TEMPLATE
+    return template.format(instance=instance_id.replace("__", "_1776_").lower())
+
+
+def find_official_image(client, instance_id: str, echo: Callable[[str], None]) -> str | None:
+    """The instance's SWE-bench image when it is present locally or can be pulled, else ``None``."""
+    from expagent.sandbox import images
+
+    name = official_image_name(instance_id)
+    if images.image_exists(client, name):
+        return name
+    if name in _PULL_FAILED:
+        return None
+    repository, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "latest")
+    try:
+        client.images.pull(repository, tag=tag or "latest")
+    except Exception as exc:  # no registry here, no such image, ...: build the environment instead
+        _PULL_FAILED.add(name)  # asked once per process: a failed pull costs seconds
+        echo(f"notice: SWE-bench image {name} is not available ({str(exc).splitlines()[0][:120]}); "
+             "building the environment image")
+        return None
+    return name
 
 
 def _key(parent_id: str, repo: str, env_commit: str, recipe: EnvRecipe) -> str:
@@ -65,8 +123,10 @@ def _key(parent_id: str, repo: str, env_commit: str, recipe: EnvRecipe) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _build_commands(recipe: EnvRecipe) -> list[str]:
-    """The recipe's build steps as shell commands run inside the builder container."""
+def _build_commands(recipe: EnvRecipe, conda_requirements: list[str] | None = None) -> list[str]:
+    """The recipe's build steps as shell commands run inside the builder container.
+
+    ``conda_requirements``: the recipe's environment.yml already translated to pip requirements."""
     src = f"{ENV_ROOT}/src"
     venv = f"{ENV_ROOT}/venv"
     commands = [f"mkdir -p {ENV_ROOT} && cp -a /work/repo {src}"]
@@ -100,10 +160,17 @@ def _build_commands(recipe: EnvRecipe) -> list[str]:
             "    return re.sub(r'[-_.]+', '-', re.split(r'[\\s<>=!~;\\[@]', line.strip(), maxsplit=1)[0]).lower()\n"
             "lines = [l for l in open(name).read().splitlines()\n"
             "         if not (l.strip() and not l.lstrip().startswith(('#', '-')) and key(l) in drop)]\n"
-            "open('.expagent-requirements.txt', 'w').write('\\n'.join(lines) + '\\n')\n"
+            # next to the original, so that its relative includes (-r docs.txt) still resolve
+            "import os\n"
+            "open(os.path.join(os.path.dirname(name), '.expagent-requirements.txt'), 'w').write('\\n'.join(lines) + '\\n')\n"
             "EOF\n"
-            f"{pip} -r .expagent-requirements.txt; exit $?; fi; done; true"
+            f"{pip} -r \"$(dirname \"$f\")/.expagent-requirements.txt\"; exit $?; fi; done; true"
         )
+    if conda_requirements:
+        listed = "\n".join(conda_requirements)
+        commands.append(f"cat > {ENV_ROOT}/environment.txt <<'EOF'\n{listed}\nEOF")
+        commands.append(activate + f"{pip} -r {ENV_ROOT}/environment.txt "
+                        f"{' '.join(shlex.quote(p) for p in recipe.pip_packages)}")
     if recipe.packages:
         commands.append(activate + f"{pip} {' '.join(shlex.quote(p) for p in recipe.packages)}")
     if recipe.pip_packages:
@@ -113,6 +180,21 @@ def _build_commands(recipe: EnvRecipe) -> list[str]:
     # the task checkout goes to /work/repo in each grading container: leave none behind in the image
     commands.append("rm -rf /work/repo")
     return commands
+
+
+def _conda_requirements(source: Path, commit: str, recipe: EnvRecipe) -> list[str] | None:
+    """The recipe's environment.yml at ``commit`` as pip requirements (``None`` when it has none)."""
+    import subprocess
+
+    from expagent.tasks.swebench_specs import conda_requirements
+
+    for name in recipe.conda_env:
+        shown = subprocess.run(["git", "-C", str(source), "show", f"{commit}:{name}"], capture_output=True, text=True)
+        if shown.returncode == 0:
+            return conda_requirements(shown.stdout, name)[0]
+    if recipe.conda_env:
+        raise EnvBuildError(f"none of the environment files {', '.join(recipe.conda_env)} exists at {commit[:12]}")
+    return None
 
 
 def ensure_docker_env(task, source: Path, settings, echo: Callable[[str], None] | None = None) -> DockerEnv:
@@ -125,6 +207,9 @@ def ensure_docker_env(task, source: Path, settings, echo: Callable[[str], None] 
     settings = settings or Settings()
     recipe = task.suite.recipe(task.repo, task.version)
     client = connect()
+    official = find_official_image(client, task.instance_id, echo)
+    if official:
+        return DockerEnv(official, official, recipe, "", 0.0, cached=True, official=True)
     parent = settings.docker_image or images.find_default_image(client)
     if not parent:
         raise SandboxUnavailable(f"no sandbox image to build task environments on; run '{images.BUILD_COMMAND}'")
@@ -148,7 +233,7 @@ def ensure_docker_env(task, source: Path, settings, echo: Callable[[str], None] 
                 f"Docker grading of {task.repo} {task.version} needs Python {recipe.python}, but image {parent} "
                 f"has {found or 'no python3'}; use --sandbox local, or set docker_image to an image with that Python"
             )
-        for command in _build_commands(recipe):
+        for command in _build_commands(recipe, _conda_requirements(source, env_commit, recipe)):
             echo(f"  $ {command.splitlines()[0][:160]}")
             result = builder.run(command, timeout=3600)
             log_lines += [f"$ {command}", result.output, f"[exit {result.exit_code}]"]

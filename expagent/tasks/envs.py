@@ -12,9 +12,11 @@ repository, ``env_commit``, and the recipe's build fields), so changing a recipe
 env and a second use of the same recipe costs one file read. A failed build keeps its log under
 ``cache_dir()/envs/failed/`` and raises ``EnvBuildError`` naming the failing command and its tail.
 
-Tests then run against the task's own fresh checkout with the venv's ``bin`` first on ``PATH``
-and the checkout (and its ``src/`` when present) first on ``PYTHONPATH``: the code under test is
-always the checkout's, while installed metadata and dependencies come from the env.
+The env is SWE-bench's environment image: the recipe's install steps run here too, at
+``env_commit``, so that dependencies are in place; the install at the instance's ``base_commit``
+(generated files, base-only dependencies) goes into an overlay (``expagent.tasks.overlays``), and
+tests run with an interpreter root layered on both, never changing the cached env. Builds see an
+explicit environment (``overlays.clean_environ``), not the caller's variables.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Callable
 from expagent import paths
 from expagent.errors import ExpagentError
 from expagent.fsutil import atomic_write_json
+from expagent.tasks.overlays import Interpreter, clean_environ, site_packages
 from expagent.tasks.pythons import find_python
 from expagent.tasks.suite import EnvRecipe
 
@@ -53,6 +56,7 @@ class Env:
     python_version: str
     build_seconds: float
     cached: bool  # True when this call found the env ready
+    python_exe: str = ""  # the base interpreter the venv was made from
 
     @property
     def venv(self) -> Path:
@@ -67,7 +71,8 @@ class Env:
         return self.path / "src"
 
     def shell_prefix(self, checkout: str) -> str:
-        """Shell lines that put this env in front for commands run in ``checkout``."""
+        """Shell lines that put this env in front for commands run in ``checkout`` (the agent's own sandbox in
+        ``replay``, and synthesis; grading uses an interpreter root instead, see ``overlays``)."""
         import shlex
 
         pythonpath = f"{checkout}/src:{checkout}" if checkout else ""
@@ -77,6 +82,18 @@ class Env:
             f"export PYTHONPATH={shlex.quote(pythonpath)}${{PYTHONPATH:+:$PYTHONPATH}}; "
             "export PYTHONNOUSERSITE=1; unset PYTHONHOME; "
         )
+
+    @property
+    def interpreter(self) -> Interpreter:
+        return Interpreter(self.python_exe or str(self.bin_dir / "python"), self.python_version)
+
+    @property
+    def site_dirs(self) -> list[Path]:
+        """The env's package directories, for an interpreter root layered on it."""
+        dirs = [site_packages(self.venv, self.interpreter)]
+        if self.recipe.system_site_packages:
+            dirs.append(self.interpreter.stdlib / "site-packages")
+        return dirs
 
 
 def env_key(recipe: EnvRecipe, repo: str, env_commit: str, python_exe: str, python_version: str) -> str:
@@ -96,7 +113,7 @@ def envs_root() -> Path:
 
 
 @contextmanager
-def _locked(lock_path: Path):
+def locked(lock_path: Path):
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -117,32 +134,17 @@ def _read_ready(path: Path, recipe: EnvRecipe, key: str) -> Env | None:
     if meta.get("key") != key:
         return None
     return Env(path=path, key=key, recipe=recipe, python_version=meta.get("python_version", ""),
-               build_seconds=float(meta.get("build_seconds", 0.0)), cached=True)
+               build_seconds=float(meta.get("build_seconds", 0.0)), cached=True, python_exe=meta.get("python", ""))
 
 
-class _Builder:
-    """Runs the build commands of one env, logging each to ``build.log``."""
+class Builder:
+    """Runs build commands with an explicit environment, logging each command and its output to ``log``."""
 
-    def __init__(self, path: Path, recipe: EnvRecipe, echo: Callable[[str], None]):
-        self.path = path
-        self.recipe = recipe
+    def __init__(self, log: Path, environ: dict[str, str], echo: Callable[[str], None]):
+        self.log_path = log
+        self.environ = environ
         self.echo = echo
-        self.log = open(path / "build.log", "a", encoding="utf-8")
-
-    def environ(self) -> dict[str, str]:
-        venv = self.path / "venv"
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-        env.update(
-            VIRTUAL_ENV=str(venv),
-            PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-            PIP_DISABLE_PIP_VERSION_CHECK="1",
-            PIP_NO_INPUT="1",
-            PYTHONNOUSERSITE="1",
-            GIT_TERMINAL_PROMPT="0",
-        )
-        if self.recipe.constraints:
-            env["PIP_CONSTRAINT"] = str(self.path / "constraints.txt")
-        return env
+        self.log = open(log, "a", encoding="utf-8")
 
     def run(self, argv: list[str], cwd: Path, display: str | None = None) -> None:
         display = display or " ".join(argv)
@@ -151,7 +153,7 @@ class _Builder:
         self.log.flush()
         started = time.monotonic()
         try:
-            proc = subprocess.run(argv, cwd=cwd, env=self.environ(), stdout=self.log, stderr=subprocess.STDOUT,
+            proc = subprocess.run(argv, cwd=cwd, env=self.environ, stdout=self.log, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, timeout=BUILD_COMMAND_TIMEOUT)
             code = proc.returncode
         except subprocess.TimeoutExpired:
@@ -159,20 +161,57 @@ class _Builder:
         self.log.write(f"[exit {code} after {time.monotonic() - started:.1f}s]\n")
         self.log.flush()
         if code != 0:
-            raise _StepFailed(display, code)
+            raise StepFailed(display, code)
 
     def shell(self, command: str, cwd: Path) -> None:
         self.run(["bash", "-c", command], cwd, display=command)
+
+    def checkout(self, source: Path, dest: Path, commit: str) -> None:
+        self.run(["git", "clone", "--quiet", "--no-checkout", str(source), str(dest)], dest.parent)
+        self.run(["git", "-C", str(dest), "checkout", "--quiet", "--detach", commit], dest.parent)
 
     def close(self) -> None:
         self.log.close()
 
 
-class _StepFailed(Exception):
+class StepFailed(Exception):
     def __init__(self, command: str, code: int):
         super().__init__(command)
         self.command = command
         self.code = code
+
+
+def build_failure(what: str, path: Path, failed: StepFailed) -> EnvBuildError:
+    """The one-line error for a failed build step of ``path`` (its log kept, the half-built directory removed)."""
+    kept = _keep_failed_log(path)
+    tail = _log_tail(kept)
+    shutil.rmtree(path, ignore_errors=True)
+    hint = missing_tool_hint(kept)
+    return EnvBuildError(f"{what} failed: `{failed.command}` exited {failed.code}: {tail}{hint} (log: {kept})")
+
+
+@contextmanager
+def build_steps(builder: Builder, path: Path, what: str):
+    """Closes ``builder``; a failed step becomes ``build_failure`` and any other error removes ``path``."""
+    try:
+        yield builder
+    except StepFailed as failed:
+        builder.close()
+        raise build_failure(what, path, failed) from None
+    except BaseException:
+        builder.close()
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    builder.close()
+
+
+def _env_environ(path: Path, recipe: EnvRecipe) -> dict[str, str]:
+    venv = path / "venv"
+    extra = {"VIRTUAL_ENV": str(venv), "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1",
+             "PYTHONNOUSERSITE": "1", "GIT_TERMINAL_PROMPT": "0"}
+    if recipe.constraints:
+        extra["PIP_CONSTRAINT"] = str(path / "constraints.txt")
+    return clean_environ([str(venv / "bin")], build=True, extra=extra)
 
 
 def _needs_pip(recipe: EnvRecipe) -> bool:
@@ -202,7 +241,7 @@ def build_env(
     ready = _read_ready(path, recipe, key)
     if ready is not None:
         return ready
-    with _locked(envs_root() / f".{slug}.lock"):
+    with locked(envs_root() / f".{slug}.lock"):
         ready = _read_ready(path, recipe, key)  # another process may have built it meanwhile
         if ready is not None:
             return ready
@@ -215,8 +254,8 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
     path.mkdir(parents=True)
     started = time.monotonic()
     echo(f"building environment for {repo} (Python {python_version}) in {path}")
-    builder = _Builder(path, recipe, echo)
-    try:
+    builder = Builder(path / "build.log", _env_environ(path, recipe), echo)
+    with build_steps(builder, path, f"environment build for {repo}"):
         if recipe.constraints:
             (path / "constraints.txt").write_text("\n".join(recipe.constraints) + "\n", encoding="utf-8")
         if recipe.system_packages:
@@ -228,8 +267,7 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
         elif not _needs_pip(recipe):
             venv_args.append("--without-pip")
         builder.run([*venv_args, str(path / "venv")], path)
-        builder.run(["git", "clone", "--quiet", "--no-checkout", str(source), str(path / "src")], path)
-        builder.run(["git", "-C", str(path / "src"), "checkout", "--quiet", "--detach", env_commit], path)
+        builder.checkout(source, path / "src", env_commit)
         pip = [str(path / "venv" / "bin" / "python"), "-m", "pip", "install"]
         if recipe.bootstrap:
             builder.run([*pip, *recipe.bootstrap], path / "src")
@@ -239,25 +277,16 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
                     name = _filtered_requirements(path / "src", name, recipe.requirements_exclude, builder)
                 builder.run([*pip, "-r", name], path / "src")
                 break
+        if recipe.conda_env:
+            name = _conda_requirements(path / "src", recipe.conda_env, builder)
+            # the spec's pip pins go into the same resolution, as conda resolves the file and pip adds to it
+            builder.run([*pip, "-r", name, *recipe.pip_packages], path / "src")
         if recipe.packages:
             builder.run([*pip, *recipe.packages], path / "src")
         if recipe.pip_packages:
             builder.run([*pip, *recipe.pip_packages], path / "src")
         for command in [*recipe.pre_install, *recipe.install]:
             builder.shell(command, path / "src")
-    except _StepFailed as failed:
-        builder.close()
-        kept = _keep_failed_log(path)
-        tail = _log_tail(kept)
-        shutil.rmtree(path, ignore_errors=True)
-        raise EnvBuildError(
-            f"environment build failed for {repo}: `{failed.command}` exited {failed.code}: {tail} (log: {kept})"
-        ) from None
-    except BaseException:
-        builder.close()
-        shutil.rmtree(path, ignore_errors=True)
-        raise
-    builder.close()
     seconds = time.monotonic() - started
     atomic_write_json(path / "env.json", {
         "key": key,
@@ -269,7 +298,8 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
         "build_seconds": round(seconds, 2),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
-    return Env(path=path, key=key, recipe=recipe, python_version=python_version, build_seconds=seconds, cached=False)
+    return Env(path=path, key=key, recipe=recipe, python_version=python_version, build_seconds=seconds, cached=False,
+               python_exe=python_exe)
 
 
 def _requirement_name(line: str) -> str:
@@ -277,7 +307,7 @@ def _requirement_name(line: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _filtered_requirements(src: Path, name: str, exclude: list[str], builder: "_Builder") -> str:
+def _filtered_requirements(src: Path, name: str, exclude: list[str], builder: "Builder") -> str:
     """A copy of requirements file ``name`` without the ``exclude``d packages; returns its name."""
     dropped = {re.sub(r"[-_.]+", "-", e).lower() for e in exclude}
     kept = []
@@ -291,6 +321,22 @@ def _filtered_requirements(src: Path, name: str, exclude: list[str], builder: "_
     return str(filtered)
 
 
+def _conda_requirements(src: Path, candidates: list[str], builder: "Builder") -> str:
+    """The first of ``candidates`` (environment.yml files) in ``src`` as a pip requirements file; its name."""
+    from expagent.tasks.swebench_specs import conda_requirements
+
+    for name in candidates:
+        if (src / name).is_file():
+            requirements, notes = conda_requirements((src / name).read_text(encoding="utf-8"), name)
+            for note in notes:
+                builder.log.write(f"note: {note}\n")
+            out = ".expagent-environment.txt"
+            (src / out).write_text("\n".join(requirements) + "\n", encoding="utf-8")
+            builder.log.write(f"note: {name} as pip requirements: {' '.join(requirements)}\n")
+            return out
+    raise EnvBuildError(f"none of the environment files {', '.join(candidates)} exists at the environment commit")
+
+
 def _keep_failed_log(path: Path) -> Path:
     failed_dir = envs_root() / "failed"
     failed_dir.mkdir(parents=True, exist_ok=True)
@@ -299,9 +345,37 @@ def _keep_failed_log(path: Path) -> Path:
     return dest
 
 
+#: what a build log says when the build needs something pip cannot provide
+_MISSING_TOOLS = (
+    (re.compile(r"(?:gcc|cc|g\+\+|gfortran): (?:error trying to exec|command not found|No such file)|"
+                r"error: command '([^']+)' failed: No such file"), "a compiler"),
+    (re.compile(r"fatal error: ([\w./-]+\.h): No such file"), "the C header {0} (a system package)"),
+    (re.compile(r"No matching distribution found for ([\w.\-\[\]<>=!~,]+)"), "{0}, which is not on the package index"),
+    (re.compile(r"requires Python '([^']+)' but the running Python is ([\d.]+)"),
+     "a package that requires Python {0} (the env has {1}): an old pin no longer resolves"),
+)
+
+
+def missing_tool_hint(log: Path) -> str:
+    """`` (needs X)`` when the build log shows a missing compiler, header or package, else ``""``."""
+    text = log.read_text(encoding="utf-8", errors="replace")[-200_000:]
+    for pattern, what in _MISSING_TOOLS:
+        match = pattern.search(text)
+        if match:
+            return f" (needs {what.format(*(g or '' for g in match.groups()))})"
+    return ""
+
+
+#: pip's closing lines after a failed build, which say nothing about the failure itself
+_PIP_FOOTER = re.compile(r"^(note: This (error originates|is an issue)|hint: See above|╰─> See above|"
+                         r"error: (metadata-generation-failed|subprocess-exited-with-error)|× |\[end of output\]|"
+                         r"│ exit code|\[notice\])")
+
+
 def _log_tail(log: Path, lines: int = 3) -> str:
     text = log.read_text(encoding="utf-8", errors="replace").splitlines()
     body = [line.strip() for line in text if line.strip() and not line.startswith(("[exit", "$ "))]
+    body = [line for line in body if not _PIP_FOOTER.match(line)] or body
     return " | ".join(body[-lines:])[-400:] or "no output"
 
 
@@ -312,7 +386,9 @@ def ensure_env(task, *, repos_dir: str | Path | None = None, echo: Callable[[str
     ``source`` is the task's repository when the caller has already resolved it.
     """
     from expagent.tasks.repos import resolve_repo
+    from expagent.tasks.swebench_specs import require_spec
 
+    require_spec(task.suite, task.repo, task.version)
     recipe = task.suite.recipe(task.repo, task.version)
     source = source or resolve_repo(task.suite, task.repo, repos_dir)
     return build_env(recipe, task.repo, source, task.env_commit or task.base_commit, echo=echo, python=python,

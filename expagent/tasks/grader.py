@@ -2,13 +2,17 @@
 
 ``grade(task, patch_text)``:
 
-1. resolves the repository and the cached environment for the task's (repo, version);
-2. opens a sandbox holding a fresh checkout at ``base_commit`` and runs the recipe's
-   ``checkout_setup`` commands;
+1. resolves the repository and the cached environment for the task's (repo, version), then the
+   install at ``base_commit`` on top of it (``overlays.ensure_overlay``: the recipe's ``pre_install``
+   and ``install``, once per base commit, cached; the environment itself is never changed);
+2. opens a sandbox holding a fresh checkout at ``base_commit``, runs the recipe's ``checkout_setup``
+   commands and copies in the files the install generated;
 3. applies the candidate patch (``git apply``, then ``patch --fuzz=5`` as SWE-bench does);
-4. resets the test files to ``base_commit`` and applies the test patch;
-5. runs the test command on the test patch's files, parses per-test statuses, and checks
-   FAIL_TO_PASS and PASS_TO_PASS.
+4. restores every graded test file (the test patch's files and those FAIL_TO_PASS / PASS_TO_PASS name)
+   to ``base_commit``, discarding the candidate's edits to them, and applies the test patch;
+5. runs the test command on the test patch's files with an explicit environment and an interpreter
+   root that resolves to the task's packages however it is reached, parses per-test statuses, and
+   checks FAIL_TO_PASS and PASS_TO_PASS.
 
 Resolved (SWE-bench): every FAIL_TO_PASS and every PASS_TO_PASS test passes (PASSED, XFAIL or
 XPASS); a FAILED, ERROR or MISSING test is a failure; a SKIPPED one counts for neither. A patch
@@ -19,22 +23,25 @@ environment build failure) raise ``ExpagentError`` subclasses instead.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import re
 import shlex
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from expagent import paths
-from expagent.errors import ExpagentError
+from expagent.errors import ExpagentError, SandboxUnavailable
 from expagent.fsutil import atomic_write_json, atomic_write_text
 from expagent.tasks import logparse
 from expagent.patchutil import patch_files as patched_files
 
+_WORK = ".expagent-grade"  # scratch directory inside the checkout for the patch files
+
 if TYPE_CHECKING:
     from expagent.sandbox.config import SandboxConfig
-
-_WORK = ".expagent-grade"  # scratch directory inside the checkout for the patch files
 
 
 @dataclass
@@ -46,11 +53,13 @@ class GradeResult:
     fail_to_pass: dict[str, str] = field(default_factory=dict)
     pass_to_pass: dict[str, str] = field(default_factory=dict)
     log_path: str | None = None
-    # seconds: resolve, env (env_build when built now), checkout, apply, tests, cleanup, parse, total
+    # seconds: resolve, env (env_build when built now), install (install_build when the install at base_commit
+    # ran now), checkout, apply, runtime, tests, cleanup, parse, total
     durations: dict[str, float] = field(default_factory=dict)
     test_exit_code: int | None = None
     timed_out: bool = False
     sandbox: str = "local"
+    environment: str = ""  # the env directory (local) or image (docker) the tests ran in
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,7 +68,8 @@ class GradeResult:
     def harness_seconds(self) -> float:
         """Time spent outside the test command (and outside an env build)."""
         d = self.durations
-        return max(0.0, d.get("total", 0.0) - d.get("tests", 0.0) - d.get("env_build", 0.0))
+        return max(0.0, d.get("total", 0.0) - d.get("tests", 0.0) - d.get("env_build", 0.0)
+                   - d.get("install_build", 0.0) - d.get("reinstall", 0.0))
 
 
 def test_command(recipe, test_files: list[str]) -> str:
@@ -84,35 +94,130 @@ def _default_log_dir(task) -> Path:
     return paths.cache_dir() / "grades" / f"{task.instance_id}-{stamp}-{time.monotonic_ns() % 100000}"
 
 
+def _open_sandbox(kind: str, source: Path, settings, base_commit: str, env, echo, network: bool = False):
+    if kind == "docker":
+        from expagent.config import Settings
+        from expagent.sandbox.docker import DockerSandbox
+
+        # a built env image gets the install at base_commit as a cached set-up image (SWE-bench's instance image);
+        # an official SWE-bench image already holds it, in /testbed
+        return DockerSandbox(source, settings or Settings(), base_commit=base_commit, image=env.image,
+                             setup=env.setup_commands())
+    from expagent.sandbox.local import LocalSandbox
+
+    # the environment is a host directory: expose it read-only, also when it lies under /tmp (bubblewrap gives
+    # the sandbox a private /tmp)
+    return LocalSandbox(source, base_commit=base_commit, ro_paths=[env.path], warn=echo, network=network)
+
+
+#: files whose change means the project must be installed again (its dependencies or build may differ)
+_BUILD_FILES = re.compile(r"(^|/)(setup\.py|setup\.cfg|pyproject\.toml|requirements[^/]*\.txt)$")
+
+
+def touches_build_files(patch_text: str) -> bool:
+    return any(_BUILD_FILES.search(path) for path in patched_files(patch_text))
+
+
 def _tail(text: str, lines: int = 3) -> str:
     body = [line.strip() for line in text.splitlines() if line.strip()]
     return " | ".join(body[-lines:])[-300:]
 
 
-def _apply_candidate(sb, patch_text: str) -> tuple[bool, str]:
+def _apply_candidate(sb, patch_text: str, cwd: str | None = None) -> tuple[bool, str]:
     sb.write_file(f"{_WORK}/candidate.patch", patch_text if patch_text.endswith("\n") else patch_text + "\n")
-    p = f"{_WORK}/candidate.patch"
-    result = sb.run(f"git apply --verbose {p} || patch --batch --fuzz=5 -p1 -i {p}", timeout=120)
+    p = shlex.quote(f"{sb.workdir}/{_WORK}/candidate.patch")
+    result = sb.run(f"git apply --verbose {p} || patch --batch --fuzz=5 -p1 -i {p}", timeout=120, cwd=cwd)
     if result.exit_code != 0:
         return False, _tail(result.output)
     return True, ""
 
 
-def _reset_and_apply_tests(sb, task) -> tuple[bool, str]:
-    if not task.test_patch.strip():
-        return True, ""  # synthesized tasks: the tests are already in the base commit
+_DJANGO_ID = re.compile(r"^\S+ \(([\w.]+)\)$")
+
+
+def graded_test_files(task) -> list[str]:
+    """Every file that holds a graded test: the test patch's files and the files FAIL_TO_PASS / PASS_TO_PASS name.
+
+    Names are ``path::test`` (pytest) or ``test (module.Class)`` (django's runner, under ``tests/``); files
+    that do not exist at ``base_commit`` are skipped when restoring.
+    """
+    files: dict[str, None] = dict.fromkeys(patched_files(task.test_patch)) if task.test_patch.strip() else {}
+    for name in [*task.fail_to_pass, *task.pass_to_pass]:
+        if "::" in name:
+            path = name.split("::", 1)[0]
+            if path.endswith(".py") and not path.startswith(("/", "..")):
+                files.setdefault(path, None)
+        elif match := _DJANGO_ID.match(name):
+            parts = match.group(1).split(".")
+            for end in range(len(parts) - 1, 0, -1):  # the module is a prefix of the dotted name
+                files.setdefault("tests/" + "/".join(parts[:end]) + ".py", None)
+    return list(files)
+
+
+def _restore_and_apply_tests(sb, task, cwd: str | None = None) -> tuple[bool, str]:
+    """Put every graded test file back to ``base_commit`` (discarding the candidate's edits), then apply the
+    test patch: a candidate cannot weaken or delete the tests it is graded by."""
     base = shlex.quote(task.base_commit)
     lines = []
-    for path in patched_files(task.test_patch):
+    for path in graded_test_files(task):
         q = shlex.quote(path)
-        # a test file that exists at base is reset to it; one that does not is removed, so the test patch can add it
+        # a file that exists at base is reset to it; one that does not is removed, so the test patch can add it
         lines.append(f"if git cat-file -e {base}:{q} 2>/dev/null; then git checkout -q {base} -- {q}; else rm -f {q}; fi")
-    sb.write_file(f"{_WORK}/test.patch", task.test_patch if task.test_patch.endswith("\n") else task.test_patch + "\n")
-    lines.append(f"git apply --verbose {_WORK}/test.patch")
-    result = sb.run("\n".join(lines), timeout=120)
+    if task.test_patch.strip():
+        sb.write_file(f"{_WORK}/test.patch",
+                      task.test_patch if task.test_patch.endswith("\n") else task.test_patch + "\n")
+        lines.append(f"git apply --verbose {shlex.quote(f'{sb.workdir}/{_WORK}/test.patch')}")
+    if not lines:
+        return True, ""
+    result = sb.run("\n".join(lines), timeout=120, cwd=cwd)
     if result.exit_code != 0:
         return False, _tail(result.output)
     return True, ""
+
+
+def _local_runtime(sb, env, overlay, reinstall: bool = False) -> str:
+    """The shell prefix for the test command: a per-grade interpreter root (the checkout first on its path,
+    then the overlay's and the environment's packages) and an explicit environment."""
+    from expagent.tasks.envs import EnvBuildError
+    from expagent.tasks.overlays import INSTALL_MARKER, clean_shell_prefix, make_root, site_packages
+
+    checkout = Path(sb.workdir)
+    paths = [str(checkout / "src")] if (checkout / "src").is_dir() else []
+    paths.append(str(checkout))
+    if overlay is not None:
+        site_dirs, scripts = [site_packages(overlay.root, env.interpreter)], [overlay.root / "bin", env.bin_dir]
+    else:
+        site_dirs, scripts = env.site_dirs, [env.bin_dir]
+    bin_dir = make_root(Path(sb.root) / "python", env.interpreter, paths=paths, site_dirs=site_dirs,
+                        script_dirs=scripts)
+    prefix = clean_shell_prefix([str(bin_dir)], {"PYTHONNOUSERSITE": "1"})
+    if reinstall:
+        # the candidate changed how the project is built or what it needs: install it again, into this grade's
+        # root (never the cached overlay or env), as the harness re-runs the install with the patch applied
+        for command in env.recipe.install:
+            done = sb.run(f"{prefix}export {INSTALL_MARKER}=1; {command}", timeout=1800)
+            if done.exit_code != 0:
+                raise EnvBuildError(f"the install with the candidate patch applied failed: `{command}` exited "
+                                    f"{done.exit_code}: {_tail(done.output)}")
+    return prefix
+
+
+def _docker_env_or_fallback(task, source, settings, kind: str, echo):
+    """``(docker env, "docker")``; with ``auto``, ``(None, "local")`` when Docker cannot serve this task."""
+    from expagent.tasks.docker_envs import ensure_docker_env
+
+    if kind == "auto":
+        from expagent.sandbox.docker import docker_available
+
+        if not docker_available():
+            echo("notice: no Docker daemon answered; grading with the local sandbox")
+            return None, "local"
+        try:
+            return ensure_docker_env(task, source, settings, echo), "docker"
+        except SandboxUnavailable as exc:
+            echo(f"notice: {exc}; grading with the local sandbox")
+            return None, "local"
+    return ensure_docker_env(task, source, settings, echo), "docker"
 
 
 def grade(
@@ -128,29 +233,48 @@ def grade(
 ) -> GradeResult:
     """Grade ``patch_text`` (a unified diff; empty for no change) on ``task``. See the module docstring.
 
-    ``sandbox_kind`` is a backend name or a ``SandboxConfig`` (``expagent.sandbox.config``).
+    ``sandbox_kind`` is a backend name or the ``SandboxConfig`` the agent ran in (``sandbox.config``): the grade
+    runs on the same backend; a config that ``auto`` chose may still fall back to local for this task.
+
     ``log_dir`` receives ``test_output.txt`` and ``grade.json`` (default: a new directory under
     ``cache_dir()/grades``). ``timeout`` overrides the recipe's per-test-run timeout (seconds).
     """
-    from expagent.sandbox.config import resolve_sandbox, task_sandbox
+    from expagent.tasks.envs import ensure_env
+    from expagent.tasks.overlays import ensure_overlay, needs_overlay
     from expagent.tasks.repos import RepoUnavailable, has_commit, resolve_repo
+    from expagent.tasks.swebench_specs import require_spec
 
     echo = echo or (lambda _msg: None)
     if task.suite is None:
         raise ExpagentError(f"task {task.instance_id} belongs to no suite (load it with load_suite)")
     started = time.monotonic()
     durations: dict[str, float] = {}
-    config = resolve_sandbox(sandbox_kind, settings, echo) if isinstance(sandbox_kind, str) else sandbox_kind
+    if not isinstance(sandbox_kind, str):  # a SandboxConfig: the backend the session resolved
+        sandbox_kind = "auto" if getattr(sandbox_kind, "auto", False) else sandbox_kind.kind
+    if sandbox_kind not in ("local", "docker", "auto"):
+        raise ExpagentError(f"unknown sandbox {sandbox_kind!r} (choose local or docker)")
+    require_spec(task.suite, task.repo, task.version)
     source = resolve_repo(task.suite, task.repo, repos_dir)
     if not has_commit(source, task.base_commit):
         raise RepoUnavailable(f"commit {task.base_commit[:12]} of {task.repo} is not in {source} (update that clone)")
     durations["resolve"] = time.monotonic() - started
     t = time.monotonic()
-    config, env = task_sandbox(config, task, source, echo, purpose="grading")
+    env = None
+    if sandbox_kind in ("docker", "auto"):
+        env, sandbox_kind = _docker_env_or_fallback(task, source, settings, sandbox_kind, echo)
+    if env is None:
+        env = ensure_env(task, repos_dir=repos_dir, echo=echo, source=source, python=getattr(settings, "pythons", None))
     durations["env"] = time.monotonic() - t
     if not env.cached:
         durations["env_build"] = env.build_seconds
     recipe = task.suite.recipe(task.repo, task.version)
+    overlay = None
+    if sandbox_kind == "local" and needs_overlay(recipe):
+        t = time.monotonic()
+        overlay = ensure_overlay(env, source, task.base_commit, echo)
+        durations["install"] = time.monotonic() - t
+        if not overlay.cached:
+            durations["install_build"] = overlay.build_seconds
     parser = logparse.get_parser(recipe.parser)
     log_dir = Path(log_dir) if log_dir else _default_log_dir(task)
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -159,32 +283,46 @@ def grade(
     def finish(**values) -> GradeResult:
         durations["total"] = time.monotonic() - started
         result = GradeResult(instance_id=task.instance_id, durations={k: round(v, 3) for k, v in durations.items()},
-                             log_path=str(log_path) if log_path.exists() else None, sandbox=config.kind, **values)
+                             log_path=str(log_path) if log_path.exists() else None, sandbox=sandbox_kind,
+                             environment=getattr(env, "image", None) or str(env.path), **values)
         atomic_write_json(log_dir / "grade.json", result.to_dict())
         return result
 
+    reinstall = overlay is not None and touches_build_files(patch_text)
     t = time.monotonic()
-    with config.open(source, task.base_commit, env, setup=[]) as sb:
-        for command in recipe.checkout_setup:
+    # a re-install may fetch new dependencies: that grade's sandbox has the network, as the harness's containers do
+    with _open_sandbox(sandbox_kind, source, settings, task.base_commit, env, echo, network=reinstall) as sb:
+        official = sandbox_kind == "docker" and env.official
+        cwd = env.workdir if official else None  # SWE-bench's images hold the repository at /testbed
+        for command in [] if official else recipe.checkout_setup:
             setup = sb.run(command, timeout=300)
             if setup.exit_code != 0:
                 raise ExpagentError(f"checkout set-up command failed for {task.instance_id} ({command!r}): "
                                     f"{_tail(setup.output)}")
+        if overlay is not None and overlay.generated.is_file():
+            # the files the install at base_commit generated (e.g. a setuptools_scm _version.py), as in the harness
+            unpacked = sb.run(f"tar -xf {shlex.quote(str(overlay.generated))}", timeout=300)
+            if unpacked.exit_code != 0:
+                raise ExpagentError(f"cannot copy the installed files into the checkout: {_tail(unpacked.output)}")
         durations["checkout"] = time.monotonic() - t
         t = time.monotonic()
         if patch_text.strip():
-            applied, why = _apply_candidate(sb, patch_text)
+            applied, why = _apply_candidate(sb, patch_text, cwd)
             if not applied:
                 durations["apply"] = time.monotonic() - t
                 return finish(resolved=False, patch_applied=False, reason=f"patch does not apply: {why}")
-        tests_ok, why = _reset_and_apply_tests(sb, task)
+        tests_ok, why = _restore_and_apply_tests(sb, task, cwd)
         durations["apply"] = time.monotonic() - t
         if not tests_ok:
             return finish(resolved=False, patch_applied=True, reason=f"test patch does not apply: {why}")
         command = test_command(recipe, task.test_files)
         run_timeout = float(timeout if timeout is not None else recipe.timeout)
         t = time.monotonic()
-        run = sb.run(command, timeout=run_timeout)  # the sandbox puts the environment in front
+        prefix = (_local_runtime(sb, env, overlay, reinstall) if sandbox_kind == "local"
+                  else env.shell_prefix(sb.workdir))
+        durations["reinstall" if reinstall else "runtime"] = time.monotonic() - t
+        t = time.monotonic()
+        run = sb.run(prefix + command, timeout=run_timeout, cwd=cwd)
         durations["tests"] = time.monotonic() - t
         t = time.monotonic()
     durations["cleanup"] = time.monotonic() - t

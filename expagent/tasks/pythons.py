@@ -74,7 +74,11 @@ def find_python(version: str, extra: str | None = None) -> tuple[str, str]:
         found = interpreter_version(exe)
         if found and _matches(found, version):
             return exe, found
+    major_minor = ".".join(version.split(".")[:2])
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    where = [f"EXPAGENT_PYTHONS={extra}" if extra else "EXPAGENT_PYTHONS (unset)", f"{pyenv}/{major_minor}.*",
+             f"python{major_minor} on PATH"]
     raise InterpreterMissing(
-        f"no Python {version} interpreter found (looked in EXPAGENT_PYTHONS, pyenv versions, PATH); "
+        f"no Python {version} interpreter found (looked in {', '.join(where)}); "
         f"install it (e.g. 'pyenv install {version}') or list it in EXPAGENT_PYTHONS"
     )

@@ -77,6 +77,8 @@ class EnvRecipe:
     # requirement names dropped from that file (packages that no longer install, e.g. removed stubs)
     requirements_exclude: list[str] = field(default_factory=list)
     packages: list[str] = field(default_factory=list)
+    # conda environment files (the first that exists at env_commit), translated to pip requirements
+    conda_env: list[str] = field(default_factory=list)
     pip_packages: list[str] = field(default_factory=list)
     pre_install: list[str] = field(default_factory=list)
     install: list[str] = field(default_factory=lambda: ["python -m pip install -e ."])
@@ -93,7 +95,7 @@ class EnvRecipe:
 
     #: fields that shape the environment itself (the cache key); the rest only affect test runs
     BUILD_FIELDS = (
-        "python", "bootstrap", "requirements", "requirements_exclude", "packages", "pip_packages", "pre_install", "install",
+        "python", "bootstrap", "requirements", "requirements_exclude", "packages", "conda_env", "pip_packages", "pre_install", "install",
         "constraints", "system_site_packages",
     )
 
