@@ -37,7 +37,7 @@ from typing import Callable
 from expagent import paths
 from expagent.errors import ExpagentError
 from expagent.fsutil import atomic_write_json
-from expagent.tasks.overlays import Interpreter, clean_environ, site_packages
+from expagent.tasks.runtime import Interpreter, clean_environ, site_packages
 from expagent.tasks.pythons import find_python
 from expagent.tasks.suite import EnvRecipe
 
