@@ -25,3 +25,7 @@ class SandboxError(ExpagentError):
 
 class SandboxUnavailable(SandboxError):
     pass
+
+
+class ExecutorError(ExpagentError):
+    """An executor (``--executor ray``) that is missing, unreachable, or lost a task."""

@@ -1,7 +1,8 @@
 """``expagent replay``: run a suite's tasks in order — retrieve, run the agent, grade, remember.
 
 Tasks of one repository form a stream, in chronological order (``created_at``, then file order);
-streams of different repositories may run in parallel (``--workers``). Memory only ever sees
+streams of different repositories may run in parallel (``--workers``), on threads or on a Ray cluster
+(``--executor ray``, ``expagent.executors``), or the tasks run as chronological epochs (``--epochs``). Memory only ever sees
 earlier tasks: each run gets its own memory under the run directory (unless ``--memory-home``
 names a shared one), and retrieval is also bounded by the task's ``created_at`` and excludes
 the task itself. An interrupted replay resumes from ``results.jsonl`` (``--resume``): finished
@@ -22,7 +23,6 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,11 +38,14 @@ class ReplayOptions:
     flags: dict[str, Any]
     out: Path | None = None
     resume: bool = False
-    workers: int = 1
+    workers: int | None = None  # units in flight (default: 1 locally, the cluster's CPUs on Ray)
     repos_dir: str | None = None
     instances: list[str] | None = None
     memory_home: Path | None = None
     limit: int | None = None
+    executor: str = "local"  # where tasks run: "local" threads or a "ray" cluster (expagent.executors)
+    address: str | None = None  # the Ray cluster (default: a private one on this machine)
+    epochs: int | None = None  # run the tasks as N chronological epochs (expagent.executors.schedule)
 
 
 def task_streams(tasks: list) -> "OrderedDict[str, list]":
@@ -117,6 +120,7 @@ class Replay:
             console.print("[bold yellow]OFFLINE DEMO[/]: no model configured (--model or EXPAGENT_MODEL), so the "
                           "'oracle' applies each task's reference fix. The sandbox, grader and memory are real; "
                           "the results say nothing about an agent.")
+        self._check_executor()
         tasks = self.suite.tasks
         if options.instances:
             tasks = [self.suite.task(i) for i in options.instances]
@@ -134,6 +138,30 @@ class Replay:
         # one distiller for the whole replay (a scripted one hands out its replies in task order)
         self.distiller = make_distiller(self.settings) if self.settings.memory != "off" else None
 
+    def _check_executor(self) -> None:
+        from expagent.executors import EXECUTORS
+
+        opts = self.options
+        if opts.executor not in EXECUTORS:
+            raise ExpagentError(f"unknown executor {opts.executor!r} (expected one of: {', '.join(EXECUTORS)})")
+        if opts.epochs is not None and opts.epochs < 1:
+            raise ExpagentError(f"--epochs must be at least 1 (got {opts.epochs})")
+        if opts.workers is not None and opts.workers < 1:
+            raise ExpagentError(f"--workers must be at least 1 (got {opts.workers})")
+        if opts.executor != "ray" or self.settings.memory == "off":
+            return
+        if not self.settings.chroma_url:
+            raise ExpagentError("--executor ray with memory on needs one memory for the whole cluster: "
+                                "--chroma-url http://HOST:PORT of a `chroma run` server (or --memory off)")
+        if opts.memory_home:
+            raise ExpagentError("--memory-home is a directory on this machine; with --executor ray the memory is "
+                                "the --chroma-url server")
+        distill = (self.settings.distill_model or "").lower()
+        if not opts.epochs and distill.startswith(("scripted:", "replay:", "litellm+scripted:", "litellm+replay:")):
+            raise ExpagentError(f"a scripted distiller ({self.settings.distill_model}) hands out its replies in "
+                                f"one process's order; with --executor ray use --epochs (the driver distills) "
+                                f"or a real --distill-model")
+
     def _run_dir(self, root: Path) -> Path:
         if self.options.resume:
             if not self.options.out or not (self.options.out / "run.json").is_file():
@@ -142,6 +170,10 @@ class Replay:
             if recorded.get("memory_mode") != self.settings.memory:
                 raise ExpagentError(f"{self.options.out} was run with --memory {recorded.get('memory_mode')}; "
                                     f"resume it with the same mode")
+            if (recorded.get("settings") or {}).get("chroma_url") != self.settings.chroma_url:
+                was = (recorded.get("settings") or {}).get("chroma_url") or "its own memory (no --chroma-url)"
+                raise ExpagentError(f"{self.options.out} was run with memory at {was}; resume it with the same "
+                                    f"--chroma-url (any executor)")
             return self.options.out
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         out = self.options.out or root / f"replay-{self.suite.name}-{self.settings.memory}-{stamp}"
@@ -152,6 +184,7 @@ class Replay:
             "suite": str(self.suite.root), "suite_name": self.suite.name, "model": self.settings.model,
             "memory_mode": self.settings.memory, "started_at": stamp,
             "offline_demo": self.settings.model == ORACLE, "settings": self.settings.public_dict(),
+            "executor": self.options.executor, "epochs": self.options.epochs,
             "tasks": [t.instance_id for stream in self.streams.values() for t in stream],
         })
         return out
@@ -163,99 +196,87 @@ class Replay:
         return {row.instance_id for row in read_results(path)} if path.exists() else set()
 
     # -- running ----------------------------------------------------------
+    def spec(self, task, remember: bool = True):
+        from expagent.executors.base import TaskSpec
+
+        return TaskSpec(instance_id=task.instance_id, settings=self.settings, run_name=self.out.name,
+                        run_dir=str(self.out), repos_dir=self.options.repos_dir, remember=remember)
+
     def run(self) -> Path:
+        """Dispatch the tasks not yet done to the executor: streams, or epochs (``expagent.executors.schedule``)."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from expagent import experience
+        from expagent.executors import make_executor
+        from expagent.executors.base import Runtime
+        from expagent.executors.schedule import drive, split_epochs
 
         total = sum(len(s) for s in self.streams.values())
+        executor = make_executor(self.options.executor, address=self.options.address, workers=self.options.workers)
         store = experience.open_memory(self.settings, home=self.memory_home)
         try:
             with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), console=self.console, transient=False) as progress:
-                bar = progress.add_task(f"replay {self.suite.name} (memory {self.settings.memory})", total=total)
+                bar = progress.add_task(f"replay {self.suite.name} (memory {self.settings.memory}, "
+                                        f"{executor.name})", total=total)
                 progress.update(bar, completed=len(self.done))
+                say = progress.console.print
+                self.runtime = Runtime(root=self.out, store=store, distiller=self.distiller, lock=self.lock)
+                executor.start(self.suite, self.runtime)
+                try:
+                    if not self.options.epochs:
+                        def finished(output) -> None:
+                            self.record(output, say)
+                            progress.advance(bar)
 
-                def run_stream(stream: list) -> None:
-                    for task in stream:
-                        if task.instance_id in self.done:
-                            continue
-                        self.run_task(task, store, progress.console.print)
-                        progress.advance(bar)
+                        drive(executor, [[self.spec(t) for t in stream if t.instance_id not in self.done]
+                                         for stream in self.streams.values()], finished)
+                    else:
+                        tasks = [t for stream in self.streams.values() for t in stream]
+                        for epoch in split_epochs(tasks, self.options.epochs):
+                            outputs = {}
 
-                workers = max(1, min(self.options.workers, len(self.streams)))
-                if workers == 1:
-                    for stream in self.streams.values():
-                        run_stream(stream)
-                else:
-                    with ThreadPoolExecutor(workers) as pool:
-                        for future in [pool.submit(run_stream, s) for s in self.streams.values()]:
-                            future.result()
+                            def arrived(output) -> None:
+                                outputs[output.instance_id] = output
+                                progress.advance(bar)
+
+                            try:
+                                drive(executor, [[self.spec(t, remember=False)] for t in epoch
+                                                 if t.instance_id not in self.done], arrived)
+                            finally:
+                                # the epoch's memory, in chronological order, for what finished
+                                for task in epoch:
+                                    if task.instance_id in outputs:
+                                        self.record(outputs[task.instance_id], say)
+                finally:
+                    executor.close()
         finally:
             if store is not None:
                 store.close()
         return self.out
 
-    def run_task(self, task, store, say: Callable[[str], None]) -> None:
-        from expagent import experience
-        from expagent.codeintel.agent_tools import run_repo_map
-        from expagent.runner import RunRequest, run_agent
-        from expagent.tasks.envs import ensure_env
-        from expagent.tasks.grader import grade
-        from expagent.tasks.repos import resolve_repo
-        from expagent.tasks.results import ResultRow, append_result
-        from expagent.trajectory import now_iso
+    def record(self, output, say: Callable[[str], None]) -> None:
+        """On the driver: a finished task's directory, deferred memory, results row and predictions."""
+        from expagent.executors.base import unpack_dir
+        from expagent.tasks.results import append_result
 
-        started_at, started = now_iso(), time.monotonic()
-        task_dir = self.out / "tasks" / task.instance_id
-        if task_dir.exists():  # a task interrupted midway starts again from scratch
-            import shutil
-
-            shutil.rmtree(task_dir)
-        task_dir.mkdir(parents=True)
-        source = resolve_repo(task.suite, task.repo, self.options.repos_dir)
-        env = ensure_env(task, repos_dir=self.options.repos_dir, echo=lambda m: None)
-        context = experience.prepare_context(
-            task.problem_statement, source, self.settings, store=store, repo_name=task.repo,
-            instance_id=task.instance_id, before=task.created_at or None, build_map=False, notice=say)
-        settings = self.settings
-        map_tokens = settings.repo_map_tokens
-
-        def repo_map(sandbox) -> str:
-            return run_repo_map(sandbox.workdir, task.problem_statement, map_tokens) if settings.repo_map else ""
-
-        request = RunRequest(
-            issue=task.problem_statement, repo=source, settings=settings, run_dir=task_dir,
-            issue_source=f"{self.suite.name}:{task.instance_id}", base_commit=task.base_commit,
-            instance_id=task.instance_id, repo_name=task.repo, repo_map=repo_map, experience=context.experience,
-            extra_tools=context.tools, ro_paths=[str(env.path)], command_prefix=env.shell_prefix("{workdir}"))
-        model = _model_for(settings, task)
-        outcome = run_agent(request, model)
-        result = outcome.result
-        graded = grade(task, result.patch, repos_dir=self.options.repos_dir, settings=settings,
-                       log_dir=task_dir / "grade")
-        verdict = experience.verdict_from_grade(graded)
-        experience.record_outcome(outcome.trajectory_path, verdict)
-        with self.lock:  # one writer at a time: memory, results and predictions stay consistent
-            written = experience.remember_run(
-                outcome, settings, context, store=store, verdict=verdict, distiller=self.distiller,
-                repo_name=task.repo,
-                instance_id=task.instance_id, created_at=task.created_at or None,
-                episode_key=f"{self.out.name}:{task.instance_id}", notice=say)
-            row = ResultRow(
-                instance_id=task.instance_id, repo=task.repo, resolved=graded.resolved,
-                exit_status=result.exit_status.value, steps=result.steps, prompt_tokens=result.prompt_tokens,
-                completion_tokens=result.completion_tokens, cost=result.cost,
-                wall_time=round(time.monotonic() - started, 3), memory_mode=settings.memory,
-                injected_ids=context.experience.ids, trajectory=str(outcome.trajectory_path.relative_to(self.out)),
-                patch=str(outcome.patch_path.relative_to(self.out)), grade_reason=graded.reason,
-                started_at=started_at)
-            append_result(self.out, row)
+        if output.archive is not None:
+            unpack_dir(output.archive, self.out / "tasks" / output.instance_id)
+        for message in output.messages:
+            say(message)
+        written = list(output.written)
+        if output.deferred is not None:
+            written = remember_deferred(output, self.suite.task(output.instance_id), self.settings, self.runtime,
+                                        self.out, say)
+        with self.lock:
+            append_result(self.out, output.row)
             self._write_preds()
-        mark = "[green]resolved[/]" if graded.resolved else "[red]not resolved[/]"
-        memo = f", injected {len(context.experience.ids)}" if context.experience.ids else ""
-        say(f"{task.instance_id}: {mark} ({result.exit_status.value}, {result.steps} steps{memo}"
-            f"{', remembered ' + str(len(written)) if written else ''})")
+        row = output.row
+        mark = "[green]resolved[/]" if row.resolved else "[red]not resolved[/]"
+        memo = f", injected {len(row.injected_ids)}" if row.injected_ids else ""
+        where = f" on {output.node[:8]}" if output.node else ""
+        say(f"{row.instance_id}: {mark} ({row.exit_status}, {row.steps} steps{memo}"
+            f"{', remembered ' + str(len(written)) if written else ''}){where}")
 
     def _write_preds(self) -> None:
         from expagent.tasks.results import read_results
@@ -267,6 +288,103 @@ class Replay:
             preds.append({"instance_id": row.instance_id, "model_name_or_path": self.settings.model,
                           "model_patch": patch})
         atomic_write_json(self.out / "preds.json", preds)
+
+
+
+def _episode_key(run_name: str, instance_id: str) -> str:
+    return f"{run_name}:{instance_id}"
+
+
+def run_task(spec, suite, runtime):
+    """One task, wherever it runs (the executors' unit of work; picklable arguments): retrieve, run the agent,
+    grade, and remember (unless ``spec.remember`` is off). Writes ``tasks/<id>/`` under ``runtime.root``;
+    returns the results row for the driver to write."""
+    from expagent import experience
+    from expagent.codeintel.agent_tools import run_repo_map
+    from expagent.executors.base import Deferred, TaskOutput
+    from expagent.runner import RunRequest, run_agent
+    from expagent.tasks.envs import _locked, ensure_env, envs_root
+    from expagent.tasks.grader import grade
+    from expagent.tasks.repos import resolve_repo
+    from expagent.tasks.results import ResultRow
+    from expagent.trajectory import now_iso
+
+    task = suite.task(spec.instance_id)
+    settings, store = spec.settings, runtime.store
+    messages: list[str] = []
+    say = messages.append
+    started_at, started = now_iso(), time.monotonic()
+    task_dir = runtime.root / "tasks" / task.instance_id
+    if task_dir.exists():  # a task interrupted midway starts again from scratch
+        import shutil
+
+        shutil.rmtree(task_dir)
+    task_dir.mkdir(parents=True)
+    # tasks of one repository may run at once (epochs): one of them materializes the repository and environment
+    with _locked(envs_root() / f".prepare-{task.repo.replace('/', '__')}.lock"):
+        source = resolve_repo(task.suite, task.repo, spec.repos_dir)
+        env = ensure_env(task, repos_dir=spec.repos_dir, echo=lambda m: None)
+    context = experience.prepare_context(
+        task.problem_statement, source, settings, store=store, repo_name=task.repo,
+        instance_id=task.instance_id, before=task.created_at or None, build_map=False, notice=say)
+    map_tokens = settings.repo_map_tokens
+
+    def repo_map(sandbox) -> str:
+        return run_repo_map(sandbox.workdir, task.problem_statement, map_tokens) if settings.repo_map else ""
+
+    request = RunRequest(
+        issue=task.problem_statement, repo=source, settings=settings, run_dir=task_dir,
+        issue_source=f"{suite.name}:{task.instance_id}", base_commit=task.base_commit,
+        instance_id=task.instance_id, repo_name=task.repo, repo_map=repo_map, experience=context.experience,
+        extra_tools=context.tools, ro_paths=[str(env.path)], command_prefix=env.shell_prefix("{workdir}"))
+    model = _model_for(settings, task)
+    outcome = run_agent(request, model)
+    result = outcome.result
+    graded = grade(task, result.patch, repos_dir=spec.repos_dir, settings=settings, log_dir=task_dir / "grade")
+    verdict = experience.verdict_from_grade(graded)
+    experience.record_outcome(outcome.trajectory_path, verdict)
+    row = ResultRow(
+        instance_id=task.instance_id, repo=task.repo, resolved=graded.resolved,
+        exit_status=result.exit_status.value, steps=result.steps, prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens, cost=result.cost,
+        wall_time=round(time.monotonic() - started, 3), memory_mode=settings.memory,
+        injected_ids=context.experience.ids, trajectory=str(outcome.trajectory_path.relative_to(runtime.root)),
+        patch=str(outcome.patch_path.relative_to(runtime.root)), grade_reason=graded.reason,
+        started_at=started_at)
+    output = TaskOutput(instance_id=task.instance_id, row=row, messages=messages)
+    if not spec.remember:
+        output.deferred = Deferred(result=result, verdict=verdict, repo_name=task.repo,
+                                   created_at=task.created_at or None)
+        return output
+    # memory records name the trajectory where the driver keeps it, whichever machine ran the task
+    import dataclasses
+
+    recorded = dataclasses.replace(outcome, trajectory_path=Path(spec.run_dir) / row.trajectory)
+    with runtime.lock:  # one writer at a time in this process
+        output.written = experience.remember_run(
+            recorded, settings, context, store=store, verdict=verdict, distiller=runtime.distiller,
+            repo_name=task.repo, instance_id=task.instance_id, created_at=task.created_at or None,
+            episode_key=_episode_key(spec.run_name, task.instance_id), notice=say)
+    return output
+
+
+def remember_deferred(output, task, settings, runtime, out: Path, say: Callable[[str], None]) -> list[str]:
+    """The driver's memory write for a task of an epoch (after the epoch, in chronological order)."""
+    from expagent import experience
+    from expagent.experience.context import RunContext
+    from expagent.runner import RunOutcome
+
+    row, deferred = output.row, output.deferred
+    trajectory_path = out / row.trajectory
+    outcome = RunOutcome(result=deferred.result, trajectory_path=trajectory_path, patch_path=out / row.patch,
+                         sandbox_kind=settings.sandbox,
+                         trajectory=json.loads(trajectory_path.read_text(encoding="utf-8")))
+    with runtime.lock:
+        return experience.remember_run(
+            outcome, settings, RunContext(repo_name=deferred.repo_name), store=runtime.store,
+            verdict=deferred.verdict, distiller=runtime.distiller, repo_name=deferred.repo_name,
+            instance_id=task.instance_id, created_at=deferred.created_at,
+            episode_key=_episode_key(out.name, task.instance_id), notice=say)
 
 
 def run_replay(options: ReplayOptions) -> int:
