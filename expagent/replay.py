@@ -139,11 +139,11 @@ class Replay:
         self.distiller = make_distiller(self.settings) if self.settings.memory != "off" else None
 
     def _check_executor(self) -> None:
-        from expagent.executors import EXECUTORS
+        from expagent.executors import make_executor
 
         opts = self.options
-        if opts.executor not in EXECUTORS:
-            raise ExpagentError(f"unknown executor {opts.executor!r} (expected one of: {', '.join(EXECUTORS)})")
+        # before anything is written: a missing Ray is one line, not a half-made run directory
+        self.executor = make_executor(opts.executor, address=opts.address, workers=opts.workers)
         if opts.epochs is not None and opts.epochs < 1:
             raise ExpagentError(f"--epochs must be at least 1 (got {opts.epochs})")
         if opts.workers is not None and opts.workers < 1:
@@ -207,12 +207,11 @@ class Replay:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from expagent import experience
-        from expagent.executors import make_executor
         from expagent.executors.base import Runtime
         from expagent.executors.schedule import drive, split_epochs
 
         total = sum(len(s) for s in self.streams.values())
-        executor = make_executor(self.options.executor, address=self.options.address, workers=self.options.workers)
+        executor = self.executor
         store = experience.open_memory(self.settings, home=self.memory_home)
         try:
             with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
