@@ -114,13 +114,13 @@ class Replay:
                                 "virtualenvs); use --sandbox local or auto")
         # the agent must see the task's environment: a host virtualenv, so the local backend
         self.settings = replace(settings, sandbox="local")
+        self._check_executor()
         if not self.settings.model:
             # no model anywhere: the whole loop still runs, offline and clearly labelled as such
             self.settings = replace(self.settings, model=ORACLE)
             console.print("[bold yellow]OFFLINE DEMO[/]: no model configured (--model or EXPAGENT_MODEL), so the "
                           "'oracle' applies each task's reference fix. The sandbox, grader and memory are real; "
                           "the results say nothing about an agent.")
-        self._check_executor()
         tasks = self.suite.tasks
         if options.instances:
             tasks = [self.suite.task(i) for i in options.instances]
