@@ -63,13 +63,13 @@ def chroma_server(data: Path) -> Iterator[str]:
 
 class RayCluster:
     """A Ray cluster on this machine (``ray.cluster_utils.Cluster``): a head without CPUs (it only schedules) and
-    worker nodes of one CPU each, every node with its own ``EXPAGENT_HOME`` (as on separate machines).
+    worker nodes (one CPU each by default), every node with its own ``EXPAGENT_HOME`` (as on separate machines).
     ``remove(i)`` kills node ``i`` at once, like a machine that goes away."""
 
-    def __init__(self, root: Path, homes: list[Path], env: dict[str, str]) -> None:
+    def __init__(self, root: Path, homes: list[Path], env: dict[str, str], cpus_per_node: int = 1) -> None:
         import secrets
 
-        self.root, self.homes = root, homes
+        self.root, self.homes, self.cpus = root, homes, cpus_per_node
         # token authentication with this cluster's own token (never the machine's ~/.ray); clients (the replay
         # under test) get it through ``self.env``
         self.env = {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
@@ -90,7 +90,7 @@ class RayCluster:
                 "num_cpus": 0, "object_store_memory": 100 * 1024 * 1024, "include_dashboard": False})
             for home in self.homes:
                 os.environ["EXPAGENT_HOME"] = str(home)
-                self.nodes.append(self.cluster.add_node(num_cpus=1, object_store_memory=100 * 1024 * 1024))
+                self.nodes.append(self.cluster.add_node(num_cpus=self.cpus, object_store_memory=100 * 1024 * 1024))
         finally:
             os.environ.clear()
             os.environ.update(saved)

@@ -25,6 +25,14 @@ SUITE = str(ROOT / "swe_tasks" / "inflection")
 IDS = [f"inflection__inflection-{i}" for i in range(1, 5)]
 
 
+def _need_ray() -> None:
+    # not imported here: Ray reads its authentication mode when first imported, which the cluster sets
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("ray is not installed (pip install 'expagent[ray]')")
+
+
 # -- fast: no cluster ---------------------------------------------------------
 def test_missing_ray_is_one_line(tmp_path):
     # an interpreter where `import ray` fails, as without the extra installed
@@ -58,7 +66,7 @@ def test_bad_executor_options_are_one_line(tmp_path):
     assert proc.returncode == 2 and "needs --executor ray" in proc.stderr
     proc = run_cli("replay", SUITE, "--epochs", "0", "--out", str(tmp_path / "c"), env=env)
     assert proc.returncode == 2 and proc.stderr.startswith("error: --epochs must be at least 1")
-    pytest.importorskip("ray", reason="ray is not installed (pip install 'expagent[ray]')")
+    _need_ray()
     proc = run_cli("replay", SUITE, "--executor", "ray", "--out", str(tmp_path / "d"), env=env)
     assert proc.returncode == 2 and "needs one memory for the whole cluster: --chroma-url" in proc.stderr
     assert proc.stderr.count("\n") == 1 and not (tmp_path / "d").exists()
@@ -67,7 +75,7 @@ def test_bad_executor_options_are_one_line(tmp_path):
 # -- slow: a two-node cluster ------------------------------------------------
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    pytest.importorskip("ray", reason="ray is not installed (pip install 'expagent[ray]')")
+    _need_ray()
     root = tmp_path_factory.mktemp("ray")
     driver_home = root / "driver-home"
     homes = [root / "node-a", root / "node-b"]
@@ -219,10 +227,7 @@ def test_resume_on_ray_after_local(s, tmp_path):
 def test_interrupt_cancels_remote_tasks(s, tmp_path):
     with chroma_server(tmp_path / "chroma") as url:
         run = tmp_path / "interrupted" / "run"
-        proc = subprocess.Popen([sys.executable, "-m", "expagent", "replay", SUITE, "--out", str(run), "--executor",
-                                 "ray", "--address", s["cluster"].address, "--chroma-url", url],
-                                env={**os.environ, **s["cluster"].env, "EXPAGENT_HOME": str(s["home"])},
-                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        proc = _start_ray_replay(s, run, url)
         _wait_for(lambda: sum(_attempts(s), []), proc)
         time.sleep(1)  # mid-task
         proc.send_signal(signal.SIGINT)
@@ -242,10 +247,7 @@ def test_node_removed_mid_run_retries_without_duplicates(s, tmp_path):
     rows, memory = _reference(s, "demo")
     with chroma_server(tmp_path / "chroma") as url:
         run = tmp_path / "faulty" / "run"
-        proc = subprocess.Popen([sys.executable, "-m", "expagent", "replay", SUITE, "--out", str(run), "--executor",
-                                 "ray", "--address", s["cluster"].address, "--chroma-url", url],
-                                env={**os.environ, **s["cluster"].env, "EXPAGENT_HOME": str(s["home"])},
-                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        proc = _start_ray_replay(s, run, url)
         # the node that starts the second task dies a moment later, mid-task
         _wait_for(lambda: any(IDS[1] in a for a in _attempts(s)), proc)
         victim = next(i for i, a in enumerate(_attempts(s)) if IDS[1] in a)
@@ -257,6 +259,14 @@ def test_node_removed_mid_run_retries_without_duplicates(s, tmp_path):
         assert IDS[1] in survivor  # retried on the other node
         assert _rows(run) == rows  # one row per task
         assert _memory(run, url, reader=tmp_path / "reader") == memory  # no memory written twice
+
+
+def _start_ray_replay(s, run: Path, chroma_url: str) -> subprocess.Popen:
+    """The offline demo on the cluster, in the background."""
+    return subprocess.Popen([sys.executable, "-m", "expagent", "replay", SUITE, "--out", str(run), "--executor", "ray",
+                             "--address", s["cluster"].address, "--chroma-url", chroma_url],
+                            env={**os.environ, **s["cluster"].env, "EXPAGENT_HOME": str(s["home"])},
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
 
 
 def _wait_for(condition, proc: subprocess.Popen, timeout: float = 300) -> None:
