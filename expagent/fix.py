@@ -60,61 +60,60 @@ def apply_patch(repo: Path, patch: str) -> None:
 
 def run_fix(options: FixOptions) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from expagent import paths
     from expagent.config import load_settings
+    from expagent.experience import make_distiller, open_memory
     from expagent.issue_source import read_issue
     from expagent.models import make_model
     from expagent.progress import StepPrinter
-    from expagent.runner import RunRequest, new_run_dir, run_agent
+    from expagent.runner import new_run_dir
+    from expagent.sandbox.config import resolve_sandbox
+    from expagent.session import RepoTestsJudge, SessionSpec, run_session
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    say = lambda message: err.print(escape(message))  # noqa: E731  (data, never markup)
     repo = git_toplevel(options.repo)
     settings = load_settings(repo, options.flags)
     issue = read_issue(options.issue, options.issue_file)
     model = make_model(settings)
-    from expagent import experience
-
-    store = experience.open_memory(settings)
+    sandbox = resolve_sandbox(settings.sandbox, settings, say)
+    store = open_memory(settings)
     try:
-        context = experience.prepare_context(issue.text, repo, settings, store=store, notice=err.print)
         run_dir = new_run_dir(paths.runs_dir(), issue.text)
-        request = RunRequest(issue=issue.text, repo=repo, settings=settings, run_dir=run_dir,
-                             issue_source=issue.source, repo_name=context.repo_name, repo_map=context.repo_map,
-                             experience=context.experience, extra_tools=context.tools)
-        err.print(f"[bold]expagent fix[/] in {repo} with {model.name} (run {run_dir.name})")
-        verifier = experience.make_verifier(settings) if options.verify else None
-        outcome = run_agent(request, model, on_event=StepPrinter(err), notice=err.print,
-                            after_run=verifier.after_run if verifier else None)
-        result = outcome.result
-        verdict = outcome.trajectory.get("outcome") or {"verdict": "unknown", "method": "none",
-                                                        "reason": "verification skipped (--no-verify)"}
-        if store is not None and result.exit_status.value != "interrupted":
-            distiller = experience.make_distiller(settings)
-            written = experience.remember_run(outcome, settings, context, store=store, verdict=verdict,
-                                              distiller=distiller, episode_key=f"run:{run_dir.name}",
-                                              actor="expagent fix", notice=err.print)
-            if written:
-                err.print(f"memory: remembered {', '.join(written)}")
+        err.print(f"[bold]expagent fix[/] in {escape(str(repo))} with {escape(model.name)} "
+                  f"({sandbox.kind} sandbox, run {run_dir.name})")
+        spec = SessionSpec(issue=issue.text, repo=repo, run_dir=run_dir, settings=settings,
+                           issue_source=issue.source, actor="expagent fix")
+        judge = RepoTestsJudge(settings) if options.verify else None
+        distiller = make_distiller(settings) if store is not None else None
+        outcome = run_session(spec, model, sandbox=sandbox, store=store, judge=judge, distiller=distiller,
+                              on_event=StepPrinter(err), notice=say)
     finally:
         if store is not None:
             store.close()
+    result = outcome.result
+    if outcome.written:
+        say(f"memory: remembered {', '.join(outcome.written)}")
     if result.patch:
         print(result.patch, end="" if result.patch.endswith("\n") else "\n")
     cost = "unknown" if result.cost is None else f"${result.cost:.4f}"
+    verdict = outcome.verdict
+    tests = "not run (interrupted)" if verdict is None else (
+        f"{verdict.verdict} ({verdict.reason})" if options.verify else "not run (--no-verify)")
     err.print(f"exit status: [bold]{result.exit_status.value}[/]  steps: {result.steps}  "
-              f"tokens: {result.prompt_tokens + result.completion_tokens}  cost: {cost}  "
-              f"tests: {verdict['verdict']} ({verdict.get('reason', '')})")
+              f"tokens: {result.prompt_tokens + result.completion_tokens}  cost: {cost}  tests: {escape(tests)}")
     if result.error:
-        err.print(f"error: {result.error}")
-    err.print(f"trajectory: {outcome.trajectory_path}\npatch: {outcome.patch_path}")
+        say(f"error: {result.error}")
+    say(f"trajectory: {outcome.trajectory_path}\npatch: {outcome.patch_path}")
     if result.exit_status.value == "interrupted":
         return 130
     if not result.ok:
-        err.print(f"no fix: the run ended with status {result.exit_status.value}"
-                  + (" and an empty patch" if not result.patch.strip() else ""))
+        say(f"no fix: the run ended with status {result.exit_status.value}"
+            + (" and an empty patch" if not result.patch.strip() else ""))
         return 1
     if options.apply:
         apply_patch(repo, result.patch)
-        err.print(f"applied the patch to {repo}")
+        say(f"applied the patch to {repo}")
     return 0

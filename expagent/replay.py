@@ -26,10 +26,16 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+from rich.markup import escape
 
 from expagent.errors import ExpagentError
 from expagent.fsutil import atomic_write_json
+from expagent.models.oracle import ORACLE
+
+if TYPE_CHECKING:
+    from expagent.tasks.results import ResultRow
 
 
 @dataclass
@@ -58,47 +64,6 @@ def task_streams(tasks: list) -> "OrderedDict[str, list]":
     return streams
 
 
-ORACLE = "oracle"
-
-
-def oracle_model(task):
-    """The offline demo's stand-in for an LLM: it applies the task's reference fix, then submits.
-
-    It measures the harness (sandbox, grader, memory), never an agent; runs that use it are labelled.
-    """
-    from expagent.models.scripted import ReplySource, SourceModel, _response_dict
-
-    if not task.patch:
-        raise ExpagentError(f"the oracle needs the reference patch of {task.instance_id}, which the suite lacks")
-    replies = [
-        {"content": "Offline demo: applying the reference fix.", "tool_calls": [
-            {"name": "bash", "arguments": {"command": f"git apply <<'EXPAGENT_PATCH'\n{task.patch}EXPAGENT_PATCH"}}]},
-        {"content": "Submitting.", "tool_calls": [{"name": "submit", "arguments": {}}]},
-    ]
-    responses = [_response_dict(r, i, "oracle") for i, r in enumerate(replies)]
-    return SourceModel(ORACLE, ReplySource(responses, f"oracle for {task.instance_id}", native_tools=True))
-
-
-def _model_for(settings, task):
-    """The model for one task. ``scripted:DIR`` means one script per task: DIR/<instance_id>.{yaml,yml,json};
-    ``oracle`` is the labelled offline demo."""
-    from expagent.models import make_model
-
-    name = settings.model or ""
-    if name == ORACLE:
-        return oracle_model(task)
-    if name.startswith("scripted:") and Path(name.split(":", 1)[1]).is_dir():
-        folder = Path(name.split(":", 1)[1])
-        for suffix in (".yaml", ".yml", ".json"):
-            script = folder / f"{task.instance_id}{suffix}"
-            if script.is_file():
-                from expagent.config import replace
-
-                return make_model(replace(settings, model=f"scripted:{script}"))
-        raise ExpagentError(f"no script for {task.instance_id} in {folder} (expected {task.instance_id}.yaml)")
-    return make_model(settings)
-
-
 class Replay:
     def __init__(self, options: ReplayOptions, console):
         from expagent import paths
@@ -108,13 +73,13 @@ class Replay:
         self.options = options
         self.console = console
         self.suite = load_suite(options.suite)
-        settings = load_settings(None, options.flags)
-        if settings.sandbox == "docker":
-            raise ExpagentError("replay runs agents in the local sandbox for now (task environments are host "
-                                "virtualenvs); use --sandbox local or auto")
-        # the agent must see the task's environment: a host virtualenv, so the local backend
-        self.settings = replace(settings, sandbox="local")
+        from expagent.sandbox.config import resolve_sandbox
+
+        self.settings = load_settings(None, options.flags)
         self._check_executor()
+        self.say = OnceNotices(lambda message: console.print(escape(message)))
+        # one backend for the agent and the grader (each task runs in its own environment on it)
+        self.sandbox = resolve_sandbox(self.settings.sandbox, self.settings, self.say)
         if not self.settings.model:
             # no model anywhere: the whole loop still runs, offline and clearly labelled as such
             self.settings = replace(self.settings, model=ORACLE)
@@ -156,8 +121,9 @@ class Replay:
         if opts.memory_home:
             raise ExpagentError("--memory-home is a directory on this machine; with --executor ray the memory is "
                                 "the --chroma-url server")
-        distill = (self.settings.distill_model or "").lower()
-        if not opts.epochs and distill.startswith(("scripted:", "replay:", "litellm+scripted:", "litellm+replay:")):
+        from expagent.models.factory import is_offline
+
+        if not opts.epochs and self.settings.distill_model and is_offline(self.settings.distill_model):
             raise ExpagentError(f"a scripted distiller ({self.settings.distill_model}) hands out its replies in "
                                 f"one process's order; with --executor ray use --epochs (the driver distills) "
                                 f"or a real --distill-model")
@@ -182,7 +148,7 @@ class Replay:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "run.json", {
             "suite": str(self.suite.root), "suite_name": self.suite.name, "model": self.settings.model,
-            "memory_mode": self.settings.memory, "started_at": stamp,
+            "memory_mode": self.settings.memory, "started_at": stamp, "sandbox": self.sandbox.kind,
             "offline_demo": self.settings.model == ORACLE, "settings": self.settings.public_dict(),
             "executor": self.options.executor, "epochs": self.options.epochs,
             "tasks": [t.instance_id for stream in self.streams.values() for t in stream],
@@ -197,22 +163,27 @@ class Replay:
 
     # -- running ----------------------------------------------------------
     def spec(self, task, remember: bool = True):
+        import dataclasses
+
         from expagent.executors.base import TaskSpec
 
+        # the config's notice is this console's; the task's notices travel back in its output instead
         return TaskSpec(instance_id=task.instance_id, settings=self.settings, run_name=self.out.name,
-                        run_dir=str(self.out), repos_dir=self.options.repos_dir, remember=remember)
+                        run_dir=str(self.out), repos_dir=self.options.repos_dir, remember=remember,
+                        sandbox=dataclasses.replace(self.sandbox, notice=None))
 
     def run(self) -> Path:
-        """Dispatch the tasks not yet done to the executor: streams, or epochs (``expagent.executors.schedule``)."""
+        """Dispatch the unfinished tasks to the executor, as streams or epochs (``expagent.executors.schedule``);
+        Ctrl-C cancels the tasks running and keeps what finished (``Interrupted``)."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from expagent import experience
         from expagent.executors.base import Runtime
         from expagent.executors.schedule import drive, split_epochs
+        from expagent.experience import open_memory
 
         total = sum(len(s) for s in self.streams.values())
         executor = self.executor
-        store = experience.open_memory(self.settings, home=self.memory_home)
+        store = open_memory(self.settings, home=self.memory_home)
         try:
             with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), console=self.console, transient=False) as progress:
@@ -247,6 +218,8 @@ class Replay:
                                 for task in epoch:
                                     if task.instance_id in outputs:
                                         self.record(outputs[task.instance_id], say)
+                except KeyboardInterrupt:
+                    raise Interrupted() from None
                 finally:
                     executor.close()
         finally:
@@ -255,27 +228,36 @@ class Replay:
         return self.out
 
     def record(self, output, say: Callable[[str], None]) -> None:
-        """On the driver: a finished task's directory, deferred memory, results row and predictions."""
+        """On the driver: a finished task's directory, its deferred memory, its results row (the one place rows
+        are written) and the predictions; then its line on the console."""
         from expagent.executors.base import unpack_dir
         from expagent.tasks.results import append_result
 
         if output.archive is not None:
             unpack_dir(output.archive, self.out / "tasks" / output.instance_id)
+        notice = self._task_notice(say)
         for message in output.messages:
-            say(message)
+            notice(message)
         written = list(output.written)
         if output.deferred is not None:
             written = remember_deferred(output, self.suite.task(output.instance_id), self.settings, self.runtime,
-                                        self.out, say)
-        with self.lock:
+                                        self.out, notice)
+        with self.lock:  # one writer at a time: results and predictions stay consistent
             append_result(self.out, output.row)
             self._write_preds()
+            self.done.add(output.instance_id)
         row = output.row
         mark = "[green]resolved[/]" if row.resolved else "[red]not resolved[/]"
         memo = f", injected {len(row.injected_ids)}" if row.injected_ids else ""
-        where = f" on {output.node[:8]}" if output.node else ""
-        say(f"{row.instance_id}: {mark} ({row.exit_status}, {row.steps} steps{memo}"
+        where = f" on node {output.node[:8]}" if output.node else ""
+        say(f"{escape(row.instance_id)}: {mark} ({row.exit_status}, {row.steps} steps{memo}"
             f"{', remembered ' + str(len(written)) if written else ''}){where}")
+
+    def _task_notice(self, say: Callable[[str], None]) -> Callable[[str], None]:
+        def notice(message: str) -> None:
+            self.say(message) if self.say.is_once(message) else say(escape(message))
+
+        return notice
 
     def _write_preds(self) -> None:
         from expagent.tasks.results import read_results
@@ -295,21 +277,22 @@ def _episode_key(run_name: str, instance_id: str) -> str:
 
 
 def run_task(spec, suite, runtime):
-    """One task, wherever it runs (the executors' unit of work; picklable arguments): retrieve, run the agent,
-    grade, and remember (unless ``spec.remember`` is off). Writes ``tasks/<id>/`` under ``runtime.root``;
-    returns the results row for the driver to write."""
-    from expagent import experience
-    from expagent.codeintel.agent_tools import run_repo_map
+    """One task, wherever it runs (the executors' unit of work; its arguments are picklable): agent, grade and,
+    unless ``spec.remember`` is off, memory. Writes ``tasks/<id>/`` under ``runtime.root``; returns the row for
+    the driver to write (``Replay.record``). Raises ``Interrupted`` when the agent was interrupted."""
+    import dataclasses
+
     from expagent.executors.base import Deferred, TaskOutput
-    from expagent.runner import RunRequest, run_agent
-    from expagent.tasks.envs import _locked, ensure_env, envs_root
-    from expagent.tasks.grader import grade
+    from expagent.models import make_model
+    from expagent.sandbox.config import task_sandbox
+    from expagent.session import GraderJudge, SessionSpec, run_session
+    from expagent.tasks.envs import _locked, envs_root
     from expagent.tasks.repos import resolve_repo
     from expagent.tasks.results import ResultRow
     from expagent.trajectory import now_iso
 
     task = suite.task(spec.instance_id)
-    settings, store = spec.settings, runtime.store
+    settings = spec.settings
     messages: list[str] = []
     say = messages.append
     started_at, started = now_iso(), time.monotonic()
@@ -319,85 +302,118 @@ def run_task(spec, suite, runtime):
 
         shutil.rmtree(task_dir)
     task_dir.mkdir(parents=True)
+    config = dataclasses.replace(runtime.sandbox or spec.sandbox, notice=say)
     # tasks of one repository may run at once (epochs): one of them materializes the repository and environment
     with _locked(envs_root() / f".prepare-{task.repo.replace('/', '__')}.lock"):
         source = resolve_repo(task.suite, task.repo, spec.repos_dir)
-        env = ensure_env(task, repos_dir=spec.repos_dir, echo=lambda m: None)
-    context = experience.prepare_context(
-        task.problem_statement, source, settings, store=store, repo_name=task.repo,
-        instance_id=task.instance_id, before=task.created_at or None, build_map=False, notice=say)
-    map_tokens = settings.repo_map_tokens
-
-    def repo_map(sandbox) -> str:
-        return run_repo_map(sandbox.workdir, task.problem_statement, map_tokens) if settings.repo_map else ""
-
-    request = RunRequest(
-        issue=task.problem_statement, repo=source, settings=settings, run_dir=task_dir,
+        sandbox, env = task_sandbox(config, task, source, say)
+    session = SessionSpec(
+        issue=task.problem_statement, repo=source, run_dir=task_dir, settings=settings,
         issue_source=f"{suite.name}:{task.instance_id}", base_commit=task.base_commit,
-        instance_id=task.instance_id, repo_name=task.repo, repo_map=repo_map, experience=context.experience,
-        extra_tools=context.tools, ro_paths=[str(env.path)], command_prefix=env.shell_prefix("{workdir}"))
-    model = _model_for(settings, task)
-    outcome = run_agent(request, model)
+        instance_id=task.instance_id, repo_name=task.repo, created_at=task.created_at or None, task_env=env,
+        episode_key=_episode_key(spec.run_name, task.instance_id), actor="expagent replay")
+    judge = GraderJudge(task, sandbox=sandbox, settings=settings, repos_dir=spec.repos_dir,
+                        log_dir=task_dir / "grade", echo=say)
+    # remembered below, with the paths the driver keeps (whichever machine ran it), or later by the driver
+    outcome = run_session(session, make_model(settings, task), sandbox=sandbox, store=runtime.store, judge=judge,
+                          notice=say, remember=False)
     result = outcome.result
-    graded = grade(task, result.patch, repos_dir=spec.repos_dir, settings=settings, log_dir=task_dir / "grade")
-    verdict = experience.verdict_from_grade(graded)
-    experience.record_outcome(outcome.trajectory_path, verdict)
+    if judge.graded is None:
+        raise Interrupted()
+    graded = judge.graded
     row = ResultRow(
         instance_id=task.instance_id, repo=task.repo, resolved=graded.resolved,
         exit_status=result.exit_status.value, steps=result.steps, prompt_tokens=result.prompt_tokens,
         completion_tokens=result.completion_tokens, cost=result.cost,
         wall_time=round(time.monotonic() - started, 3), memory_mode=settings.memory,
-        injected_ids=context.experience.ids, trajectory=str(outcome.trajectory_path.relative_to(runtime.root)),
+        injected_ids=outcome.context.experience.ids, trajectory=str(outcome.trajectory_path.relative_to(runtime.root)),
         patch=str(outcome.patch_path.relative_to(runtime.root)), grade_reason=graded.reason,
         started_at=started_at)
     output = TaskOutput(instance_id=task.instance_id, row=row, messages=messages)
-    if not spec.remember:
-        output.deferred = Deferred(result=result, verdict=verdict, repo_name=task.repo,
-                                   created_at=task.created_at or None)
-        return output
-    # memory records name the trajectory where the driver keeps it, whichever machine ran the task
-    import dataclasses
-
-    recorded = dataclasses.replace(outcome, trajectory_path=Path(spec.run_dir) / row.trajectory)
-    with runtime.lock:  # one writer at a time in this process
-        output.written = experience.remember_run(
-            recorded, settings, context, store=store, verdict=verdict, distiller=runtime.distiller,
-            repo_name=task.repo, instance_id=task.instance_id, created_at=task.created_at or None,
-            episode_key=_episode_key(spec.run_name, task.instance_id), notice=say)
+    if spec.remember:
+        recorded = dataclasses.replace(outcome, trajectory_path=Path(spec.run_dir) / row.trajectory,
+                                       patch_path=Path(spec.run_dir) / row.patch)
+        output.written = remember_outcome(recorded, task, settings, runtime, spec.run_name, say)
+    else:
+        output.deferred = Deferred(result=result, verdict=outcome.verdict)
     return output
+
+
+def remember_outcome(outcome, task, settings, runtime, run_name: str, say: Callable[[str], None]) -> list[str]:
+    """A finished task's memory (episode, lessons, usefulness), keyed by run and task so that a retry or a
+    resume writes nothing twice."""
+    from expagent.experience.context import RunContext
+    from expagent.experience.remember import remember_run
+
+    if runtime.store is None or outcome.verdict is None:
+        return []
+    with runtime.lock:  # one writer at a time in this process
+        return remember_run(
+            outcome, settings, outcome.context or RunContext(repo_name=task.repo), store=runtime.store,
+            verdict=outcome.verdict.to_dict(), distiller=runtime.distiller, repo_name=task.repo,
+            instance_id=task.instance_id, created_at=task.created_at or None,
+            episode_key=_episode_key(run_name, task.instance_id), actor="expagent replay", notice=say)
 
 
 def remember_deferred(output, task, settings, runtime, out: Path, say: Callable[[str], None]) -> list[str]:
     """The driver's memory write for a task of an epoch (after the epoch, in chronological order)."""
-    from expagent import experience
-    from expagent.experience.context import RunContext
-    from expagent.runner import RunOutcome
+    from expagent.session import RunOutcome
 
-    row, deferred = output.row, output.deferred
+    row = output.row
     trajectory_path = out / row.trajectory
-    outcome = RunOutcome(result=deferred.result, trajectory_path=trajectory_path, patch_path=out / row.patch,
-                         sandbox_kind=settings.sandbox,
-                         trajectory=json.loads(trajectory_path.read_text(encoding="utf-8")))
-    with runtime.lock:
-        return experience.remember_run(
-            outcome, settings, RunContext(repo_name=deferred.repo_name), store=runtime.store,
-            verdict=deferred.verdict, distiller=runtime.distiller, repo_name=deferred.repo_name,
-            instance_id=task.instance_id, created_at=deferred.created_at,
-            episode_key=_episode_key(out.name, task.instance_id), notice=say)
+    outcome = RunOutcome(output.deferred.result, trajectory_path, out / row.patch, settings.sandbox,
+                         json.loads(trajectory_path.read_text(encoding="utf-8")), output.deferred.verdict)
+    return remember_outcome(outcome, task, settings, runtime, out.name, say)
+
+
+class Interrupted(ExpagentError):
+    """Ctrl-C during a replay: finished tasks are kept in ``results.jsonl``; ``--resume`` continues."""
+
+
+class OnceNotices:
+    """A notice sink that says the notices true of the whole replay (``ONCE``) once, not once per task."""
+
+    ONCE = ("no distillation model",)
+
+    def __init__(self, sink: Callable[[str], None]):
+        self.sink = sink
+        self.said: set[str] = set()
+
+    def is_once(self, message: str) -> bool:
+        return message.startswith(self.ONCE)
+
+    def __call__(self, message: str) -> None:
+        if self.is_once(message):
+            if message in self.said:
+                return
+            self.said.add(message)
+        self.sink(message)
 
 
 def run_replay(options: ReplayOptions) -> int:
     from rich.console import Console
 
     from expagent.tasks.report import load_run, write_report
+    from expagent.tasks.results import read_results
 
-    console = Console(stderr=True, soft_wrap=True)
+    console = Console(stderr=True, soft_wrap=True, highlight=False)
     replay = Replay(options, console)
-    console.print(f"replay of {replay.suite.name}: {sum(len(s) for s in replay.streams.values())} tasks in "
-                  f"{len(replay.streams)} stream(s), memory {replay.settings.memory}, run dir {replay.out}")
-    out = replay.run()
+    total = sum(len(s) for s in replay.streams.values())
+    console.print(escape(f"replay of {replay.suite.name}: {total} tasks in {len(replay.streams)} stream(s), "
+                         f"memory {replay.settings.memory}, {replay.sandbox.kind} sandbox ({replay.sandbox.why}), "
+                         f"run dir {replay.out}"))
+    try:
+        out = replay.run()
+    except Interrupted:
+        finished = len(replay._finished_ids())
+        console.print(escape(f"interrupted: {finished}/{total} tasks finished and kept in {replay.out}; resume "
+                             f"with: expagent replay {options.suite} --resume --out {replay.out}"))
+        return 130
+    rows = read_results(out / "results.jsonl")
     report = write_report([load_run(out)], out / "report")
     summary = report["runs"][0]
-    console.print(f"done: {out}")
     print(json.dumps({"run": str(out), "summary": summary}, indent=2, default=str))
+    resolved = sum(1 for row in rows if row.resolved)
+    console.print(escape(f"resolved {resolved}/{len(rows)} ({replay.sandbox.kind} sandbox); "
+                         f"report: {out / 'report' / 'report.html'}"))
     return 0

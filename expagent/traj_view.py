@@ -89,33 +89,40 @@ def compare_runs(recorded: dict[str, Any], replayed: dict[str, Any]) -> dict[str
 
 def replay_trajectory(path: Path, repo: Path | None = None, sandbox: str | None = None, json_out: bool = False) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from expagent import paths
     from expagent.config import load_settings, replace
-    from expagent.models.scripted import SourceModel, load_replay_source
-    from expagent.runner import RunRequest, new_run_dir, run_agent
+    from expagent.models import make_model
+    from expagent.runner import new_run_dir
+    from expagent.sandbox.config import resolve_sandbox
+    from expagent.session import SessionSpec, TrajectoryView, run_session
 
     traj_path = resolve_trajectory_path(path)
-    recorded = load_trajectory(traj_path)
-    repo = Path(repo or recorded["repo"]["path"])
+    raw = load_trajectory(traj_path)
+    recorded = TrajectoryView.of(raw)
+    repo = Path(repo or recorded.repo_path)
     if not (repo / ".git").exists():
         raise ExpagentError(f"the recorded repository {repo} is not available; pass --repo")
-    settings = load_settings(repo, {"sandbox": sandbox or recorded.get("sandbox")})
-    config = recorded.get("config") or {}
+    settings = load_settings(repo, {"sandbox": sandbox or recorded.sandbox or None})
+    config = raw.get("config") or {}
     limits = {k: config[k] for k in ("step_limit", "cost_limit", "time_limit", "max_format_errors",
-                                      "command_timeout", "output_limit") if k in config}
-    # the recorded limits, so the replay stops where the recording stopped
-    settings = replace(settings, **limits, model=f"replay:{traj_path}")
-    model = SourceModel(settings.model, load_replay_source(traj_path))
-    model.supports_tools = recorded.get("protocol") == "native"
-    run_dir = new_run_dir(paths.runs_dir(), "replay-" + recorded.get("run_id", "run"))
-    request = RunRequest(issue=recorded["issue"]["text"], repo=repo, settings=settings, run_dir=run_dir,
-                         issue_source=f"replay of {traj_path}", base_commit=recorded["repo"]["base_commit"],
-                         repo_map=_recorded_repo_map(recorded))
+                                      "command_timeout", "output_limit", "repo_map") if k in config}
+    # the recorded limits, so the replay stops where the recording stopped; memory stays off (a replay learns
+    # nothing), and the recorded repo map keeps the prompt identical
+    settings = replace(settings, **limits, model=f"replay:{traj_path}", memory="off")
+    model = make_model(settings)
     err = Console(stderr=True)
-    outcome = run_agent(request, model, notice=err.print)
-    report = compare_runs(recorded, outcome.trajectory)
+    say = lambda message: err.print(escape(message))  # noqa: E731
+    run_dir = new_run_dir(paths.runs_dir(), "replay-" + (recorded.run_id or "run"))
+    spec = SessionSpec(issue=recorded.issue, repo=repo, run_dir=run_dir, settings=settings,
+                       issue_source=f"replay of {traj_path}", base_commit=recorded.base_commit,
+                       repo_name=recorded.repo_name, instance_id=recorded.instance_id,
+                       repo_map=_recorded_repo_map(raw))
+    outcome = run_session(spec, model, sandbox=resolve_sandbox(settings.sandbox, settings, say), notice=say)
+    report = compare_runs(raw, outcome.trajectory)
     report["trajectory"] = str(outcome.trajectory_path)
+    report["sandbox"] = outcome.sandbox_kind
     matches = not report["mismatches"] and report["patch_matches"] and \
         report["actions_recorded"] == report["actions_replayed"]
     report["matches"] = matches
@@ -127,9 +134,9 @@ def replay_trajectory(path: Path, repo: Path | None = None, sandbox: str | None 
         console.print(f"{verdict}: {report['actions_replayed']}/{report['actions_recorded']} actions replayed, "
                       f"{len(report['mismatches'])} mismatches, patch {'identical' if report['patch_matches'] else 'differs'}")
         for mismatch in report["mismatches"][:10]:
-            console.print(f"  action {mismatch['action']} ({mismatch['tool']}): recorded "
-                          f"{mismatch['recorded'][:80]!r} != replayed {mismatch['replayed'][:80]!r}")
-        console.print(f"replay trajectory: {outcome.trajectory_path}")
+            console.print(escape(f"  action {mismatch['action']} ({mismatch['tool']}): recorded "
+                                 f"{mismatch['recorded'][:80]!r} != replayed {mismatch['replayed'][:80]!r}"))
+        console.print(escape(f"replay trajectory: {outcome.trajectory_path}"))
     return 0 if matches else 1
 
 

@@ -66,7 +66,7 @@ def test_replay_memory_on_off_resume_and_report(replay_setup):
     hidden = s["scripts"] / "demo__calc-3.json"
     stash = s["root"] / "demo__calc-3.json"
     hidden.rename(stash)  # the third task will fail to start: an interrupted replay
-    proc = run_cli("replay", str(s["suite"]), "--model", f"scripted:{s['scripts']}", "--distill-model",
+    proc = run_cli("replay", str(s["suite"]), "--model", f"scripted:{s['scripts']}", "--sandbox", "local", "--distill-model",
                    f"scripted:{s['distill']}", "--memory", "on", "--out", str(run_on), env=s["env"])
     assert proc.returncode == 2 and "no script for demo__calc-3" in proc.stderr, proc.stderr
     assert [r["instance_id"] for r in _rows(run_on)] == ["demo__calc-1", "demo__calc-2"]
@@ -75,7 +75,7 @@ def test_replay_memory_on_off_resume_and_report(replay_setup):
     # resume: only the third task runs; the distill script continues where it stopped
     distill_rest = s["root"] / "distill-rest.json"
     distill_rest.write_text(json.dumps({"replies": [_distill_reply(LESSON_3)]}))
-    proc = run_cli("replay", str(s["suite"]), "--model", f"scripted:{s['scripts']}", "--distill-model",
+    proc = run_cli("replay", str(s["suite"]), "--model", f"scripted:{s['scripts']}", "--sandbox", "local", "--distill-model",
                    f"scripted:{distill_rest}", "--memory", "on", "--out", str(run_on), "--resume", env=s["env"])
     assert proc.returncode == 0, proc.stderr
     rows = _rows(run_on)
@@ -105,7 +105,7 @@ def test_replay_memory_on_off_resume_and_report(replay_setup):
     assert first["memory"]["injected"] == []  # nothing earlier to learn from: no experience, no marker text
     assert "Lessons from earlier runs" not in first["messages"][0]["content"]
 
-    proc = run_cli("replay", str(s["suite"]), "--model", f"scripted:{s['scripts']}", "--memory", "off",
+    proc = run_cli("replay", str(s["suite"]), "--model", f"scripted:{s['scripts']}", "--sandbox", "local", "--memory", "off",
                    "--out", str(run_off), env=s["env"])
     assert proc.returncode == 0, proc.stderr
     assert all(r["injected_ids"] == [] and r["memory_mode"] == "off" for r in _rows(run_off))
@@ -125,7 +125,7 @@ def test_replay_memory_on_off_resume_and_report(replay_setup):
 
 def test_resume_needs_the_run_dir_and_same_mode(replay_setup, tmp_path):
     s = replay_setup
-    proc = run_cli("replay", str(s["suite"]), "--model", f"scripted:{s['scripts']}", "--resume", env=s["env"])
+    proc = run_cli("replay", str(s["suite"]), "--model", f"scripted:{s['scripts']}", "--sandbox", "local", "--resume", env=s["env"])
     assert proc.returncode == 2 and "--resume needs --out" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -139,7 +139,7 @@ def test_parallel_streams_and_the_labelled_offline_demo(tmp_path):
     manifest = (suite / "suite.toml").read_text()
     (suite / "suite.toml").write_text(manifest.replace('[env]', '[repos."demo/calc2"]\npath = "repos/calc"\n\n[env]'))
     run = tmp_path / "run"
-    proc = run_cli("replay", str(suite), "--workers", "2", "--out", str(run), env={"EXPAGENT_HOME": str(tmp_path / "h")})
+    proc = run_cli("replay", str(suite), "--workers", "2", "--sandbox", "local", "--out", str(run), env={"EXPAGENT_HOME": str(tmp_path / "h")})
     assert proc.returncode == 0, proc.stderr
     assert "OFFLINE DEMO" in proc.stderr
     assert json.loads((run / "run.json").read_text())["offline_demo"] is True
@@ -153,3 +153,54 @@ def test_parallel_streams_and_the_labelled_offline_demo(tmp_path):
     with MemoryStore.open(home=run) as store:
         assert len(store.list(kind="episode")) == 6
         assert {e.repo for e in store.list(kind="episode")} == {"demo/calc", "demo/calc2"}
+
+
+@pytest.mark.slow
+def test_console_interrupt_resume_backend_and_one_final_line(tmp_path, monkeypatch):
+    """Ctrl-C during a task: it says so and how to resume; the backend is named; a notice true of the whole
+    replay (no distillation model) is said once; a finished replay ends with one line: resolved x/y, the report."""
+    from typer.testing import CliRunner
+
+    import expagent.models
+    from expagent.cli import _register, app
+    from expagent.models.scripted import SourceModel
+
+    suite = make_demo_suite(tmp_path / "demo")
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    for line in (suite / "tasks.jsonl").read_text().splitlines():
+        task = json.loads(line)
+        (scripts / f"{task['instance_id']}.json").write_text(json.dumps({"replies": [
+            {"content": "Apply.", "tool_calls": [{"name": "bash", "arguments": {
+                "command": f"git apply <<'PATCH'\n{task['patch']}PATCH"}}]},
+            {"content": "Done.", "tool_calls": [{"name": "submit", "arguments": {}}]}]}))
+    real = expagent.models.make_model
+
+    class CtrlC(SourceModel):
+        def query(self, messages, tools=None):
+            raise KeyboardInterrupt
+
+    def make_model(settings, task=None):
+        model = real(settings, task)
+        if task is not None and task.instance_id == "demo__calc-3":
+            model.__class__ = CtrlC  # the user presses Ctrl-C while the third task's model is thinking
+        return model
+
+    monkeypatch.setattr(expagent.models, "make_model", make_model)
+    _register()
+    out = tmp_path / "run"
+    args = ["replay", str(suite), "--model", f"scripted:{scripts}", "--sandbox", "local", "--out", str(out)]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 130, first.output
+    assert "interrupted: 2/3 tasks finished" in first.stderr
+    assert f"--resume --out {out}" in first.stderr and "Traceback" not in first.stderr
+    assert "local sandbox (local sandbox requested)" in first.stderr
+    assert first.stderr.count("no distillation model") == 1  # two tasks remembered, one notice
+    assert [r["instance_id"] for r in _rows(out)] == ["demo__calc-1", "demo__calc-2"]
+
+    monkeypatch.setattr(expagent.models, "make_model", real)
+    resumed = CliRunner().invoke(app, [*args, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert [r["instance_id"] for r in _rows(out)] == ["demo__calc-1", "demo__calc-2", "demo__calc-3"]
+    assert resumed.stderr.rstrip().splitlines()[-1] == \
+        f"resolved 3/3 (local sandbox); report: {out / 'report' / 'report.html'}"

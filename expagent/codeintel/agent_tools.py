@@ -12,13 +12,16 @@ from typing import Any, Callable
 
 
 def run_repo_map(repo: str | Path, issue: str, tokens: int,
-                 notice: Callable[[str], None] | None = None) -> str:
-    """The repo map for the start of a run, ranked towards the issue; "" (with a notice) if it cannot be built."""
+                 notice: Callable[[str], None] | None = None, *, index: Any = None) -> str:
+    """The repo map for the start of a run, ranked towards the issue; "" (with a notice) if it cannot be built.
+
+    ``index``: the ``SymbolIndex`` of ``repo`` when the caller has built it (e.g. without the on-disk cache, for
+    a throw-away sandbox checkout whose cache entry would never be read again)."""
     from expagent.codeintel.index import SymbolIndex
     from expagent.codeintel.repomap import build_repo_map
 
     try:
-        index = SymbolIndex.build(repo)
+        index = index or SymbolIndex.build(repo)
         text = build_repo_map(index.root, focus_text=issue, token_budget=tokens, index=index)
     except Exception as exc:  # a map is a help, never a reason to fail a run
         if notice:
@@ -30,26 +33,21 @@ def run_repo_map(repo: str | Path, issue: str, tokens: int,
     return text
 
 
-def _root_for(sandbox: Any, repo: Path) -> str:
-    """The sandbox's own checkout when it is on this machine (it has the agent's edits), else the repository."""
-    workdir = getattr(sandbox, "workdir", "")
-    if getattr(sandbox, "kind", "") == "local" and workdir and Path(workdir).is_dir():
-        return str(workdir)
-    return str(repo)
+def tool_factories(checkout: "str | Path | Callable[[], Path]") -> list[Callable[[Any], Any]]:
+    """``repo_map``, ``history`` and ``blame`` as agent tools, one factory per tool (called with the sandbox).
 
-
-def tool_factories(repo: str | Path) -> list[Callable[[Any], Any]]:
-    """``repo_map``, ``history`` and ``blame`` as agent tools, one factory per tool (called with the sandbox)."""
+    ``checkout`` is what the agent sees: a directory, or a callable giving its current state (the session passes
+    the sandbox's ``CheckoutView``, so the tools see the agent's edits and never the caller's working tree).
+    """
     from expagent.agent.tools import Tool, ToolResult
     from expagent.codeintel import tools
 
-    repo = Path(repo)
+    current = checkout if callable(checkout) else (lambda: Path(checkout))
 
     def result(text: str) -> Any:
         return ToolResult(text, 1 if text.startswith("error:") else 0, error=text.startswith("error:"))
 
     def repo_map(sandbox: Any) -> Any:
-        root = _root_for(sandbox, repo)
         return Tool(
             "repo_map",
             "Ranked outline of the repository (files and key definitions). Give `focus` (identifiers, file "
@@ -58,12 +56,11 @@ def tool_factories(repo: str | Path) -> list[Callable[[Any], Any]]:
                 "focus": {"type": "string", "description": "what to rank towards (optional)"},
                 "tokens": {"type": "integer", "description": "size budget in tokens (default 1024)"}},
              "required": []},
-            lambda _sb, args: result(tools.repo_map_tool(root, str(args.get("focus") or ""),
+            lambda _sb, args: result(tools.repo_map_tool(str(current()), str(args.get("focus") or ""),
                                                          args.get("tokens") or 1024)),
         )
 
     def history(sandbox: Any) -> Any:
-        root = _root_for(sandbox, repo)
         return Tool(
             "history",
             "Recent commits that touched a file or a symbol (Class.method): sha, date, subject, lines changed.",
@@ -71,12 +68,11 @@ def tool_factories(repo: str | Path) -> list[Callable[[Any], Any]]:
                 "target": {"type": "string", "description": "file path or symbol name"},
                 "max_count": {"type": "integer", "description": "how many commits (default 10)"}},
              "required": ["target"]},
-            lambda _sb, args: result(tools.history_tool(root, str(args.get("target") or ""),
+            lambda _sb, args: result(tools.history_tool(str(current()), str(args.get("target") or ""),
                                                         args.get("max_count") or 10)),
         )
 
     def blame(sandbox: Any) -> Any:
-        root = _root_for(sandbox, repo)
         return Tool(
             "blame",
             "Which commit last changed each line of a file in a line range (1-based, inclusive).",
@@ -85,7 +81,7 @@ def tool_factories(repo: str | Path) -> list[Callable[[Any], Any]]:
                 "start": {"type": "integer", "description": "first line"},
                 "end": {"type": "integer", "description": "last line"}},
              "required": ["path", "start", "end"]},
-            lambda _sb, args: result(tools.blame_tool(root, str(args.get("path") or ""), args.get("start"),
+            lambda _sb, args: result(tools.blame_tool(str(current()), str(args.get("path") or ""), args.get("start"),
                                                       args.get("end"))),
         )
 

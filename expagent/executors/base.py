@@ -28,6 +28,7 @@ class TaskSpec:
     #: write the task's memory on the worker right after it (streams); False when the driver writes it later
     #: in chronological order (epochs, whose tasks all run against the memory frozen at the epoch's start)
     remember: bool = True
+    sandbox: Any = None  # the driver's sandbox config (expagent.sandbox.config); a worker re-resolves ``auto``
 
 
 @dataclass
@@ -35,9 +36,7 @@ class Deferred:
     """What the driver needs to remember a task whose memory write was deferred (epochs)."""
 
     result: Any  # expagent.agent.loop.AgentResult
-    verdict: dict[str, Any]
-    repo_name: str
-    created_at: str | None
+    verdict: Any  # expagent.session.Verdict
 
 
 @dataclass
@@ -59,6 +58,7 @@ class Runtime:
     store: Any  # MemoryStore or None
     distiller: Any
     lock: Any = field(default_factory=threading.Lock)
+    sandbox: Any = None  # this machine's sandbox config, when it chose its own (else the spec's)
 
 
 class Executor(Protocol):

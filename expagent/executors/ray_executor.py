@@ -142,7 +142,7 @@ def worker_dir(run_name: str) -> Path:
 
 
 def _worker_runtime(spec: TaskSpec) -> Runtime:
-    """One per worker process and run: its directory, memory store (the Chroma server) and distiller."""
+    """One per worker process and run: its directory, memory store (the Chroma server), distiller and sandbox."""
     from expagent import experience
 
     key = (spec.run_name, spec.settings.memory, spec.settings.chroma_url)
@@ -152,7 +152,12 @@ def _worker_runtime(spec: TaskSpec) -> Runtime:
             root = worker_dir(spec.run_name)
             store = experience.open_memory(spec.settings, home=root)
             distiller = experience.make_distiller(spec.settings) if store is not None and spec.remember else None
-            runtime = _worker_runtimes[key] = Runtime(root=root, store=store, distiller=distiller)
+            sandbox = None
+            if getattr(spec.sandbox, "auto", False):  # `auto` means this machine's choice (Docker if it has it)
+                from expagent.sandbox.config import resolve_sandbox
+
+                sandbox = resolve_sandbox("auto", spec.settings, lambda _m: None)
+            runtime = _worker_runtimes[key] = Runtime(root=root, store=store, distiller=distiller, sandbox=sandbox)
         return runtime
 
 

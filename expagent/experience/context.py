@@ -102,19 +102,32 @@ def recall_tool_factory(store, settings, *, repo_name: str | None, instance_id: 
     return factory
 
 
-def prepare_context(issue: str, repo: Path, settings, *, store=None, repo_name: str | None = None,
-                    instance_id: str | None = None, before: str | None = None, build_map: bool = True,
+def prepare_context(issue: str, checkout: "Path | Callable[[], Path]", settings, *, store=None,
+                    repo_name: str | None = None, instance_id: str | None = None, before: str | None = None,
+                    build_map: bool = True, repo_map: str | None = None,
                     notice: Callable[[str], None] | None = None) -> RunContext:
-    """Retrieve experience for ``issue`` (possibly nothing), build the repo map, and list the extra tools."""
+    """Retrieve experience for ``issue`` (possibly nothing), build the repo map and issue keys, list the tools.
+
+    ``checkout`` is what the agent sees: a directory, or a callable giving its current state (a sandbox's
+    ``view.CheckoutView``), never the caller's working tree. ``repo_map`` given is used as is (a recorded run's);
+    ``build_map=False`` builds neither the map nor the issue keys.
+    """
     from expagent.codeintel.agent_tools import run_repo_map, tool_factories
 
-    repo_name = repo_name or repo_name_of(repo)
+    current = checkout if callable(checkout) else (lambda: Path(checkout))
+    repo_name = repo_name or repo_name_of(current())
     context = RunContext(repo_name=repo_name)
-    if build_map and settings.repo_map:
-        context.repo_map = run_repo_map(repo, issue, settings.repo_map_tokens, notice)
-    context.tools = list(tool_factories(repo))
-    if store is not None and settings.memory != "off":
-        keys = _issue_keys(issue, repo) if build_map else None
+    remember = store is not None and settings.memory != "off"
+    wants_map = repo_map is None and build_map and settings.repo_map
+    # one index for the map and the issue keys; no on-disk cache: a sandbox's checkout is thrown away after
+    index = _index(current()) if build_map and (wants_map or remember) else None
+    if repo_map is not None:
+        context.repo_map = repo_map
+    elif wants_map:
+        context.repo_map = run_repo_map(current(), issue, settings.repo_map_tokens, notice, index=index)
+    context.tools = list(tool_factories(current))
+    if remember:
+        keys = _issue_keys(issue, index) if index is not None else None
         context.hits = retrieve_for(store, issue, settings, repo_name=repo_name, instance_id=instance_id,
                                     before=before, keys=keys)
         context.experience = experience_from_hits(context.hits)
@@ -129,11 +142,20 @@ def prepare_context(issue: str, repo: Path, settings, *, store=None, repo_name: 
     return context
 
 
-def _issue_keys(issue: str, repo: Path) -> dict | None:
-    """Files and symbols the issue likely touches, resolved against the repository (a retrieval key)."""
+def _index(checkout: Path):
+    try:
+        from expagent.codeintel.index import SymbolIndex
+
+        return SymbolIndex.build(checkout, use_cache=False)
+    except Exception:  # the map and the keys are helps; run_repo_map says why it has none
+        return None
+
+
+def _issue_keys(issue: str, index) -> dict | None:
+    """Files and symbols the issue likely touches, resolved against the checkout's index (a retrieval key)."""
     try:
         from expagent.codeintel.issuekeys import likely_keys_from_issue
 
-        return likely_keys_from_issue(issue, repo)
+        return likely_keys_from_issue(issue, index)
     except Exception:  # keys only sharpen retrieval; without them it still works on the text
         return None

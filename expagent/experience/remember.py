@@ -7,19 +7,19 @@ from typing import Any, Callable
 
 #: a new lesson this similar (cosine) to an existing one adds evidence to it instead of a new item
 DUPLICATE_THRESHOLD = 0.9
-_OFFLINE_MODELS = ("scripted:", "replay:", "litellm+scripted:", "litellm+replay:", "oracle")
 
 
 def make_distiller(settings):
     """The model that distills runs, or None (summaries from facts only, no lessons)."""
     from expagent.config import replace
     from expagent.models import make_model
+    from expagent.models.factory import is_offline
 
     name = settings.distill_model
     if name and name.strip().lower() == "none":
         return None
     if not name:
-        if (settings.model or "").startswith(_OFFLINE_MODELS):
+        if is_offline(settings.model):
             # a scripted agent's replies are meant for the agent; never feed them to distillation
             return None
         name = settings.model

@@ -122,16 +122,11 @@ class Verifier:
         return {"exit_code": result.exit_code, "timed_out": result.timed_out, "results": _results(result.output),
                 "tail": result.output[-2000:]}
 
-    def after_run(self, sandbox, run_result) -> dict[str, Any]:
+    def after_run(self, sandbox, run_result, checkout: Path | None = None) -> dict[str, Any]:
+        """``checkout``: the sandbox's checkout as a host directory (``sandbox.view``), where the test command
+        is detected when none is configured."""
         patch = run_result.patch
-        command = self.test_command
-        if not command and sandbox.kind == "local":  # the checkout is on this machine: look at what it holds
-            command = detect_test_command(Path(sandbox.workdir))
-        elif not command:
-            probe = sandbox.run("ls -a", timeout=30).output.split()
-            if any(name in ("tests", "test", "pytest.ini", "conftest.py", "setup.py", "pyproject.toml")
-                   or name.startswith("test_") or name.endswith("_test.py") for name in probe):
-                command = "python -m pytest -rA -q -p no:cacheprovider"
+        command = self.test_command or (detect_test_command(checkout) if checkout is not None else None)
         if not patch.strip():
             return {"verdict": "unknown", "method": "none", "reason": "no patch to verify"}
         if not command:

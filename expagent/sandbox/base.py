@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -32,6 +33,14 @@ class Sandbox(abc.ABC):
     workdir: str
     #: the commit the copy was made from; ``diff()`` is taken against it
     base_commit: str
+    #: the git repository the copy was made from (only its committed state is copied)
+    repo_path: Path
+
+    @property
+    def host_workdir(self) -> Path | None:
+        """``workdir`` as a directory on this machine, when it is one (None: it lives elsewhere, e.g. in a
+        container; ``view.CheckoutView`` then mirrors it)."""
+        return None
 
     @abc.abstractmethod
     def start(self) -> None:

@@ -117,8 +117,11 @@ class DockerSandbox(Sandbox):
         image: str | None = None,
         setup: list[str] | None = None,
         network: bool | None = None,
+        command_prefix: str = "",
     ):
         self.repo_path = Path(repo_path).expanduser().resolve()
+        # shell text run before every command (e.g. activating a task's environment); "{workdir}" is filled in
+        self.command_prefix = command_prefix
         self.settings = settings
         self.base_commit = resolve_commit(self.repo_path, base_commit)
         self.requested_image = image or settings.docker_image
@@ -220,6 +223,8 @@ class DockerSandbox(Sandbox):
 
     def run(self, command: str, timeout: float | None = None, cwd: str | None = None) -> CommandResult:
         self._require_running()
+        if self.command_prefix:
+            command = self.command_prefix.replace("{workdir}", self.workdir) + command
         result = self._run_once(command, timeout, cwd)
         if _out_of_pids(result):
             # something left running (a background fork bomb) holds every pid: nothing can start.

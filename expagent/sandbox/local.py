@@ -118,6 +118,10 @@ class LocalSandbox(Sandbox):
         if proc.returncode != 0:
             raise SandboxError(f"git {' '.join(args[:2])} failed: {proc.stderr.strip()[-300:]}")
 
+    @property
+    def host_workdir(self) -> Path | None:
+        return Path(self.workdir) if self.workdir else None
+
     # -- commands ---------------------------------------------------------
     def _argv(self, command: str, cwd: str) -> list[str]:
         if not self._bwrap:

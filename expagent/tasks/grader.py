@@ -23,13 +23,16 @@ import shlex
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from expagent import paths
-from expagent.errors import ExpagentError, SandboxUnavailable
+from expagent.errors import ExpagentError
 from expagent.fsutil import atomic_write_json, atomic_write_text
 from expagent.tasks import logparse
 from expagent.tasks.patches import patched_files
+
+if TYPE_CHECKING:
+    from expagent.sandbox.config import SandboxConfig
 
 _WORK = ".expagent-grade"  # scratch directory inside the checkout for the patch files
 
@@ -81,19 +84,6 @@ def _default_log_dir(task) -> Path:
     return paths.cache_dir() / "grades" / f"{task.instance_id}-{stamp}-{time.monotonic_ns() % 100000}"
 
 
-def _open_sandbox(kind: str, source: Path, settings, base_commit: str, env, echo):
-    if kind == "docker":
-        from expagent.config import Settings
-        from expagent.sandbox.docker import DockerSandbox
-
-        return DockerSandbox(source, settings or Settings(), base_commit=base_commit, image=env.image)
-    from expagent.sandbox.local import LocalSandbox
-
-    # the environment is a host directory: expose it read-only, also when it lies under /tmp (bubblewrap gives
-    # the sandbox a private /tmp)
-    return LocalSandbox(source, base_commit=base_commit, ro_paths=[env.path], warn=echo)
-
-
 def _tail(text: str, lines: int = 3) -> str:
     body = [line.strip() for line in text.splitlines() if line.strip()]
     return " | ".join(body[-lines:])[-300:]
@@ -125,29 +115,11 @@ def _reset_and_apply_tests(sb, task) -> tuple[bool, str]:
     return True, ""
 
 
-def _docker_env_or_fallback(task, source, settings, kind: str, echo):
-    """``(docker env, "docker")``; with ``auto``, ``(None, "local")`` when Docker cannot serve this task."""
-    from expagent.tasks.docker_envs import ensure_docker_env
-
-    if kind == "auto":
-        from expagent.sandbox.docker import docker_available
-
-        if not docker_available():
-            echo("notice: no Docker daemon answered; grading with the local sandbox")
-            return None, "local"
-        try:
-            return ensure_docker_env(task, source, settings, echo), "docker"
-        except SandboxUnavailable as exc:
-            echo(f"notice: {exc}; grading with the local sandbox")
-            return None, "local"
-    return ensure_docker_env(task, source, settings, echo), "docker"
-
-
 def grade(
     task,
     patch_text: str,
     *,
-    sandbox_kind: str = "local",
+    sandbox_kind: "str | SandboxConfig" = "local",
     repos_dir: str | Path | None = None,
     settings=None,
     log_dir: str | Path | None = None,
@@ -156,10 +128,11 @@ def grade(
 ) -> GradeResult:
     """Grade ``patch_text`` (a unified diff; empty for no change) on ``task``. See the module docstring.
 
+    ``sandbox_kind`` is a backend name or a ``SandboxConfig`` (``expagent.sandbox.config``).
     ``log_dir`` receives ``test_output.txt`` and ``grade.json`` (default: a new directory under
     ``cache_dir()/grades``). ``timeout`` overrides the recipe's per-test-run timeout (seconds).
     """
-    from expagent.tasks.envs import ensure_env
+    from expagent.sandbox.config import resolve_sandbox, task_sandbox
     from expagent.tasks.repos import RepoUnavailable, has_commit, resolve_repo
 
     echo = echo or (lambda _msg: None)
@@ -167,18 +140,13 @@ def grade(
         raise ExpagentError(f"task {task.instance_id} belongs to no suite (load it with load_suite)")
     started = time.monotonic()
     durations: dict[str, float] = {}
-    if sandbox_kind not in ("local", "docker", "auto"):
-        raise ExpagentError(f"unknown sandbox {sandbox_kind!r} (choose local or docker)")
+    config = resolve_sandbox(sandbox_kind, settings, echo) if isinstance(sandbox_kind, str) else sandbox_kind
     source = resolve_repo(task.suite, task.repo, repos_dir)
     if not has_commit(source, task.base_commit):
         raise RepoUnavailable(f"commit {task.base_commit[:12]} of {task.repo} is not in {source} (update that clone)")
     durations["resolve"] = time.monotonic() - started
     t = time.monotonic()
-    env = None
-    if sandbox_kind in ("docker", "auto"):
-        env, sandbox_kind = _docker_env_or_fallback(task, source, settings, sandbox_kind, echo)
-    if env is None:
-        env = ensure_env(task, repos_dir=repos_dir, echo=echo, source=source, python=getattr(settings, "pythons", None))
+    config, env = task_sandbox(config, task, source, echo, purpose="grading")
     durations["env"] = time.monotonic() - t
     if not env.cached:
         durations["env_build"] = env.build_seconds
@@ -191,12 +159,12 @@ def grade(
     def finish(**values) -> GradeResult:
         durations["total"] = time.monotonic() - started
         result = GradeResult(instance_id=task.instance_id, durations={k: round(v, 3) for k, v in durations.items()},
-                             log_path=str(log_path) if log_path.exists() else None, sandbox=sandbox_kind, **values)
+                             log_path=str(log_path) if log_path.exists() else None, sandbox=config.kind, **values)
         atomic_write_json(log_dir / "grade.json", result.to_dict())
         return result
 
     t = time.monotonic()
-    with _open_sandbox(sandbox_kind, source, settings, task.base_commit, env, echo) as sb:
+    with config.open(source, task.base_commit, env, setup=[]) as sb:
         for command in recipe.checkout_setup:
             setup = sb.run(command, timeout=300)
             if setup.exit_code != 0:
@@ -216,7 +184,7 @@ def grade(
         command = test_command(recipe, task.test_files)
         run_timeout = float(timeout if timeout is not None else recipe.timeout)
         t = time.monotonic()
-        run = sb.run(env.shell_prefix(sb.workdir) + command, timeout=run_timeout)
+        run = sb.run(command, timeout=run_timeout)  # the sandbox puts the environment in front
         durations["tests"] = time.monotonic() - t
         t = time.monotonic()
     durations["cleanup"] = time.monotonic() - t
