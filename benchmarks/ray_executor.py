@@ -113,8 +113,9 @@ def main() -> None:
     suites = ["inflection"] if args.quick else ["inflection", "toolz"]
     cluster = RayCluster(work / "cluster", nodes, {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}, cpus_per_node=2)
     (work / "cluster").mkdir()
-    runs = []
+    runs: list[dict] = []
     n = 0
+    cluster_start = 0.0
 
     def one(suite: str, **kw) -> dict:
         nonlocal n
@@ -123,6 +124,7 @@ def main() -> None:
             result = replay(str(ROOT / "swe_tasks" / suite), work / f"run-{n}" / "run", home, url, **kw)
         print(json.dumps({k: v for k, v in result.items() if k != "units"}), flush=True)
         runs.append(result)
+        save(runs, cluster_start)  # after every run: an interrupted benchmark keeps what it measured
         return result
 
     for suite in suites:  # warm the repository and environment caches, outside the measurements
@@ -136,19 +138,21 @@ def main() -> None:
         for suite in suites:
             one(suite, executor="local")
             one(suite, executor="ray", address=cluster.address, workers=1)
+            one(suite, executor="local", workers=1, epochs=3)
             for workers in ([1, 2] if args.quick else [1, 2, 4]):
-                one(suite, executor="local", workers=workers, epochs=3)
                 one(suite, executor="ray", address=cluster.address, workers=workers, epochs=3)
     finally:
         cluster.stop()
-    load = os.getloadavg()
-    report = {"machine": {"cpus": os.cpu_count(), "loadavg_end": [round(x, 2) for x in load]},
-              "cluster": {"nodes": len(nodes), "cpus_per_node": 2, "start_s": round(cluster_start, 1)},
-              "runs": runs}
+    print(render(save(runs, cluster_start)))
+
+
+def save(runs: list[dict], cluster_start: float) -> dict:
+    report = {"machine": {"cpus": os.cpu_count(), "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
+              "cluster": {"nodes": 2, "cpus_per_node": 2, "start_s": round(cluster_start, 1)}, "runs": runs}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ray_executor.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "ray_executor.md").write_text(render(report))
-    print(render(report))
+    return report
 
 
 def render(report: dict) -> str:

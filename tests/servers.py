@@ -78,7 +78,19 @@ class RayCluster:
         self.nodes: list = []
         self.address = ""
 
-    def start(self) -> None:
+    def start(self, attempts: int = 3) -> None:
+        """Start the nodes; Ray gives a node 30 s to register, which a loaded machine can miss: then again."""
+        for attempt in range(attempts):
+            try:
+                self._start()
+                return
+            except Exception:  # noqa: BLE001 - "The current node timed out during startup"
+                self.stop()
+                self.cluster, self.nodes = None, []
+                if attempt == attempts - 1:
+                    raise
+
+    def _start(self) -> None:
         saved = dict(os.environ)
         try:
             # node processes inherit the environment at their start; Ray reads its auth mode when imported
@@ -101,4 +113,7 @@ class RayCluster:
 
     def stop(self) -> None:
         if self.cluster is not None:
-            self.cluster.shutdown()
+            try:
+                self.cluster.shutdown()
+            except Exception:  # noqa: BLE001 - a half-started cluster
+                pass
