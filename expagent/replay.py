@@ -68,13 +68,13 @@ class Replay:
     def __init__(self, options: ReplayOptions, console):
         from expagent import paths
         from expagent.config import load_settings, replace
+        from expagent.experience import make_distiller
+        from expagent.sandbox.config import resolve_sandbox
         from expagent.tasks.suite import load_suite
 
         self.options = options
         self.console = console
         self.suite = load_suite(options.suite)
-        from expagent.sandbox.config import resolve_sandbox
-
         self.settings = load_settings(None, options.flags)
         self._check_executor()
         self.say = OnceNotices(lambda message: console.print(escape(message)))
@@ -98,8 +98,6 @@ class Replay:
         self.memory_home = options.memory_home or self.out
         self.lock = threading.Lock()
         self.done = self._finished_ids()
-        from expagent.experience import make_distiller
-
         # one distiller for the whole replay (a scripted one hands out its replies in task order)
         self.distiller = make_distiller(self.settings) if self.settings.memory != "off" else None
 

@@ -31,7 +31,7 @@ def replay_command(
     distill_model: Optional[str] = typer.Option(None, "--distill-model", help="Model for distillation, or none."),
     step_limit: Optional[int] = typer.Option(None, "--step-limit"),
     cost_limit: Optional[float] = typer.Option(None, "--cost-limit"),
-    sandbox: Optional[str] = typer.Option(None, "--sandbox", help="local or auto (task environments are local)."),
+    sandbox: Optional[str] = typer.Option(None, "--sandbox", help="docker, local or auto: where each task's agent and grader run, in the task's environment."),
 ) -> None:
     """Run a suite's tasks in order (retrieve, fix, grade, remember) and report; compare runs with 'report'."""
     from expagent.replay import ReplayOptions, run_replay

@@ -15,10 +15,13 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Callable, ClassVar, Protocol, Union, runtime_checkable
 
 from expagent.errors import SandboxUnavailable
 from expagent.sandbox.base import Sandbox
+
+if TYPE_CHECKING:
+    from expagent.config import Settings
 
 Notice = Callable[[str], None]
 
@@ -91,7 +94,7 @@ class DockerSandboxConfig:
     """A fresh container per run (``sandbox.docker``): network off unless asked, memory / CPU / pids limited."""
 
     kind: ClassVar[str] = "docker"
-    settings: object = None  # expagent.config.Settings: image, limits, network
+    settings: "Settings | None" = None  # image, limits, network
     setup: tuple[str, ...] = ()
     why: str = "Docker sandbox requested"
     auto: bool = False
@@ -197,7 +200,5 @@ def task_sandbox(config: SandboxConfig, task, source: Path, echo: Notice | None 
         if not config.auto or config.kind == "local":
             raise
         echo(f"notice: {exc}; {purpose} with the local sandbox")
-        local = LocalSandboxConfig(setup=getattr(config, "setup", ()),
-                                   pythons=getattr(getattr(config, "settings", None), "pythons", None),
-                                   why=f"auto: local ({exc})", auto=True, notice=config.notice)
+        local = LocalSandboxConfig.from_settings(config.settings, config.notice, why=f"auto: {exc}", auto=True)
         return local, local.task_env(task, source, echo)
