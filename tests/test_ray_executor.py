@@ -263,10 +263,19 @@ def test_node_removed_mid_run_retries_without_duplicates(s, tmp_path):
 
     if docker_daemon_available():
         # the killed node's worker could not remove the container it was running (a machine that dies takes its
-        # containers with it; this one lives on): `expagent sandbox prune` finds it by its dead owner
-        from expagent.sandbox.prune import prune_sandboxes
+        # containers with it; this one lives on): found by its dead owner, as `expagent sandbox prune` does, and
+        # removed (only this test's: their repository lies under its directory)
+        from expagent.sandbox.docker_client import connect, remove_container
+        from expagent.sandbox.prune import leftover_containers
 
-        assert len(prune_sandboxes()["containers"]) <= 1
+        client = connect()
+        try:
+            ours = [c for c in leftover_containers(client) if (c["repo"] or "").startswith(str(s["root"]))]
+            for container in ours:
+                remove_container(client, container["id"])
+        finally:
+            client.close()
+        assert len(ours) <= 1
 
 
 def _start_ray_replay(s, run: Path, chroma_url: str) -> subprocess.Popen:
