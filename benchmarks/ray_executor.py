@@ -143,6 +143,9 @@ def main() -> None:
                 one(suite, executor="ray", address=cluster.address, workers=workers, epochs=3)
     finally:
         cluster.stop()
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
     print(render(save(runs, cluster_start)))
 
 
