@@ -41,3 +41,7 @@ class SandboxError(RuntimeFailure):
 
 class SandboxUnavailable(SandboxError):
     pass
+
+
+class ExecutorError(ExpagentError):
+    """An executor (``--executor ray``) that is missing, unreachable, or lost a task."""

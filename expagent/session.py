@@ -211,6 +211,7 @@ def run_session(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     notice: Notice | None = None,
     memory_lock: threading.Lock | None = None,
+    remember: bool = True,
 ) -> RunOutcome:
     """Run ``spec`` with ``model`` in a sandbox of config ``sandbox`` (``expagent.sandbox.config``); judge it with
     ``judge`` (None: unverified) and remember it in ``store`` (None: memory off). ``memory_lock`` serialises the
@@ -268,7 +269,7 @@ def run_session(
     patch_path = spec.run_dir / "patch.diff"
     atomic_write_text(patch_path, result.patch)
     outcome = RunOutcome(result, trajectory_path, patch_path, kind, writer.data, verdict, [], context)
-    if store is not None and verdict is not None:
+    if remember and store is not None and verdict is not None:  # remember=False: the caller remembers it
         from expagent.experience.remember import remember_run
 
         with memory_lock or nullcontext():

@@ -15,7 +15,15 @@ def replay_command(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="litellm model string, scripted:DIR, or oracle "
                                         "(the offline demo) (default: the model setting)."),
     memory: Optional[str] = typer.Option(None, "--memory", help=HELP_MEMORY),
-    workers: int = typer.Option(1, "--workers", help="Repository streams run in parallel."),
+    workers: Optional[int] = typer.Option(None, "--workers",
+                                          help="Units of work in parallel (default 1; on Ray, the cluster's CPUs)."),
+    executor: str = typer.Option("local", "--executor", help="Where tasks run: local (threads) or ray (a cluster)."),
+    address: Optional[str] = typer.Option(None, "--address",
+                                          help="Ray cluster address (HOST:PORT or ray://...); default a private one."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Run the tasks as N chronological epochs, each all "
+                                         "in parallel against the memory frozen at its start."),
+    chroma_url: Optional[str] = typer.Option(None, "--chroma-url",
+                                             help="The memory on a Chroma server (needed by --executor ray)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out, skipping finished tasks."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default under $EXPAGENT_HOME/runs)."),
     repos: Optional[str] = typer.Option(None, "--repos", help="Directory of local clones named owner__name."),
@@ -36,10 +44,11 @@ def replay_command(
     from expagent.replay import ReplayOptions, run_replay
 
     flags = {"model": model, "memory": memory, "distill_model": distill_model, "step_limit": step_limit,
-             "cost_limit": cost_limit, "sandbox": sandbox}
+             "cost_limit": cost_limit, "sandbox": sandbox, "chroma_url": chroma_url}
     raise typer.Exit(run_replay(ReplayOptions(suite=suite, flags=flags, out=out, resume=resume, workers=workers,
                                               repos_dir=repos, instances=instance, memory_home=memory_home,
-                                              limit=limit, json_out=json_out)))
+                                              limit=limit, json_out=json_out, executor=executor, address=address,
+                                              epochs=epochs)))
 
 
 def register(app: typer.Typer) -> None:
