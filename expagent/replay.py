@@ -192,7 +192,7 @@ class Replay:
                 progress.update(bar, completed=len(self.done))
                 say = progress.console.print
                 self.runtime = Runtime(root=self.out, store=store, distiller=self.distiller, lock=self.lock)
-                executor.start(self.suite, self.runtime)
+                executor.start(self.suite, self.runtime, run_task)
                 try:
                     if not self.options.epochs:
                         def finished(output) -> None:
@@ -280,7 +280,7 @@ def run_task(spec, suite, runtime):
     from expagent.models import make_model
     from expagent.sandbox.config import task_sandbox
     from expagent.session import GraderJudge, SessionSpec, run_session
-    from expagent.tasks.envs import _locked, envs_root
+    from expagent.tasks.envs import envs_root, locked
     from expagent.tasks.repos import resolve_repo
     from expagent.tasks.results import ResultRow
     from expagent.trajectory import now_iso
@@ -298,7 +298,7 @@ def run_task(spec, suite, runtime):
     task_dir.mkdir(parents=True)
     config = dataclasses.replace(runtime.sandbox or spec.sandbox, notice=say)
     # tasks of one repository may run at once (epochs): one of them materializes the repository and environment
-    with _locked(envs_root() / f".prepare-{task.repo.replace('/', '__')}.lock"):
+    with locked(envs_root() / f".prepare-{task.repo.replace('/', '__')}.lock"):
         source = resolve_repo(task.suite, task.repo, spec.repos_dir)
         sandbox, env = task_sandbox(config, task, source, say)
     session = SessionSpec(

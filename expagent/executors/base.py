@@ -13,7 +13,11 @@ import tarfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Callable, Any, Protocol, Sequence
+
+#: the unit of work, ``work(spec, suite, runtime) -> TaskOutput``: the caller's (replay's ``run_task``), handed in
+#: so that executors never import their caller; a module-level function, so Ray pickles it by reference
+Work = Callable[["TaskSpec", Any, "Runtime"], "TaskOutput"]
 
 
 @dataclass
@@ -68,7 +72,7 @@ class Executor(Protocol):
     #: units in flight at most (None: as many as the cluster takes)
     capacity: int | None
 
-    def start(self, suite: Any, runtime: Runtime) -> None: ...
+    def start(self, suite: Any, runtime: Runtime, work: "Work") -> None: ...
     def submit(self, spec: TaskSpec, near: str | None = None) -> Any: ...
     def wait(self, handles: Sequence[Any], timeout: float | None = None) -> list[Any]: ...
     def result(self, handle: Any) -> TaskOutput: ...

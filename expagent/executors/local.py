@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Sequence
 
-from expagent.executors.base import Runtime, TaskOutput, TaskSpec
+from expagent.executors.base import Runtime, TaskOutput, TaskSpec, Work
 
 
 class LocalExecutor:
@@ -16,16 +16,15 @@ class LocalExecutor:
         self._pool: ThreadPoolExecutor | None = None
         self._suite: Any = None
         self._runtime: Runtime | None = None
+        self._work: Work | None = None
 
-    def start(self, suite: Any, runtime: Runtime) -> None:
-        self._suite, self._runtime = suite, runtime
+    def start(self, suite: Any, runtime: Runtime, work: Work) -> None:
+        self._suite, self._runtime, self._work = suite, runtime, work
         self._pool = ThreadPoolExecutor(self.capacity, thread_name_prefix="expagent-replay")
 
     def submit(self, spec: TaskSpec, near: str | None = None) -> Future:
-        from expagent.replay import run_task
-
-        assert self._pool is not None, "start() first"
-        return self._pool.submit(run_task, spec, self._suite, self._runtime)
+        assert self._pool is not None and self._work is not None, "start() first"
+        return self._pool.submit(self._work, spec, self._suite, self._runtime)
 
     def wait(self, handles: Sequence[Future], timeout: float | None = None) -> list[Future]:
         done, _ = wait(list(handles), timeout=timeout, return_when=FIRST_COMPLETED)

@@ -41,8 +41,10 @@ class RayExecutor:
         self._started_local = False
 
     # -- driver side --------------------------------------------------------
-    def start(self, suite: Any, runtime: Runtime) -> None:
+    def start(self, suite: Any, runtime: Runtime, work: Any) -> None:
         import ray
+
+        self._work = work
 
         from expagent.errors import ExecutorError
 
@@ -69,7 +71,7 @@ class RayExecutor:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=near, soft=True)
-        return _remote_task().options(**options).remote(spec, self._suite_ref)
+        return _remote_task().options(**options).remote(spec, self._suite_ref, self._work)
 
     def wait(self, handles: Sequence[Any], timeout: float | None = None) -> list[Any]:
         import ray
@@ -161,11 +163,10 @@ def _worker_runtime(spec: TaskSpec) -> Runtime:
         return runtime
 
 
-def run_on_worker(spec: TaskSpec, suite: Any) -> TaskOutput:
-    """The remote task: run one replay task here and hand back its row and directory."""
+def run_on_worker(spec: TaskSpec, suite: Any, work: Any) -> TaskOutput:
+    """The remote task: run one replay task here (``work``, replay's ``run_task``) and hand back its row and
+    directory."""
     import ray
-
-    from expagent.replay import run_task
 
     node = ray.get_runtime_context().get_node_id()
     runtime = _worker_runtime(spec)
@@ -174,7 +175,7 @@ def run_on_worker(spec: TaskSpec, suite: Any) -> TaskOutput:
     with open(runtime.root / "attempts.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps({"instance_id": spec.instance_id, "node": node, "pid": os.getpid(),
                              "started": time.time()}) + "\n")
-    output = run_task(spec, suite, runtime)
+    output = work(spec, suite, runtime)
     task_dir = runtime.root / "tasks" / spec.instance_id
     output.archive = pack_dir(task_dir)
     shutil.rmtree(task_dir, ignore_errors=True)

@@ -127,7 +127,7 @@ def prepare_context(issue: str, checkout: "Path | Callable[[], Path]", settings,
     if remember:
         keys = _issue_keys(issue, index) if index is not None else None
         context.hits = retrieve_for(store, issue, settings, repo_name=repo_name, instance_id=instance_id,
-                                    before=before, keys=keys, checkout=current())
+                                    before=before, keys=keys, checkout=current() if build_map else None)
         context.experience = experience_from_hits(context.hits)
         context.tools.append(recall_tool_factory(store, settings, repo_name=repo_name, instance_id=instance_id,
                                                  before=before))
