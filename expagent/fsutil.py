@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import json
 import os
 import tempfile
@@ -35,3 +37,19 @@ def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = True) 
 
 def atomic_write_json(path: str | os.PathLike, data: Any, indent: int | None = 2, durable: bool = True) -> None:
     atomic_write_text(path, json.dumps(data, indent=indent, ensure_ascii=False, default=str) + "\n", durable)
+
+
+@contextmanager
+def locked(lock_path: str | os.PathLike):
+    """An exclusive advisory lock on ``lock_path`` (created), held by this block: across processes and across
+    threads of one process (each holder opens the file itself)."""
+    import fcntl
+
+    lock_path = Path(lock_path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

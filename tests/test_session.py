@@ -101,7 +101,7 @@ def test_fix_and_replay_share_one_lifecycle_on_each_backend(buggy_repo, tmp_path
     out = tmp_path / "replay"
     replayed = cli("replay", str(suite), "--model", f"scripted:{scripts}", "--distill-model",
                    f"scripted:{tmp_path / 'distill.json'}", "--sandbox", sandbox_kind, "--out", str(out),
-                   "--instance", "demo__calc-1", "--instance", "demo__calc-2")
+                   "--instance", "demo__calc-1", "--instance", "demo__calc-2", "--json")
     assert replayed.exit_code == 0, replayed.output
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [r["instance_id"] for r in rows] == ["demo__calc-1", "demo__calc-2"] and all(r["resolved"] for r in rows)

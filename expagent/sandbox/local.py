@@ -68,15 +68,17 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
-def source_repo(repo: Path) -> tuple[str, list[Path]]:
-    """The HEAD commit of ``repo`` and its object directories (with those its alternates name), in one git call."""
+def source_repo(repo: Path, commit: str = "") -> tuple[str, list[Path]]:
+    """The HEAD commit of ``repo`` (or ``commit``, verified) and its object directories (with those its alternates
+    name), in one git call. A repository without a HEAD (a bare mirror) serves when ``commit`` is given."""
     proc = subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "--git-path", "objects", "--verify", "HEAD^{commit}"],
+        ["git", "-C", str(repo), "rev-parse", "--git-path", "objects", "--verify", f"{commit or 'HEAD'}^{{commit}}"],
         capture_output=True,
         text=True,
     )
     if proc.returncode != 0:
-        raise SandboxError(f"{repo} has no commit to copy (git: {proc.stderr.strip() or 'no HEAD'})")
+        what = f"no commit {commit[:12]}" if commit else "no commit to copy"
+        raise SandboxError(f"{repo} has {what} (git: {proc.stderr.strip() or 'no HEAD'})")
     objects, head = proc.stdout.split()
     pending, dirs = [repo / objects], []
     while pending:
@@ -360,8 +362,8 @@ class LocalSandbox(Sandbox):
     def start(self) -> None:
         if self.root is not None:
             return
-        source_head, self._objects = source_repo(self.repo_path)
-        self.base_commit = self.base_commit or source_head
+        requested = self.base_commit
+        self.base_commit, self._objects = source_repo(self.repo_path, requested)
         self.root = Path(tempfile.mkdtemp(prefix="expagent-sb-"))
         repo = self.root / "repo"
         for name in ("home", "tmp"):
@@ -370,11 +372,11 @@ class LocalSandbox(Sandbox):
             # a clone holds the committed state only: the user's uncommitted changes never reach the agent, and
             # nothing the agent does can reach the user's working tree. It borrows the user's objects (--shared:
             # nothing copied, read-only inside the sandbox) instead of hard-linking them (writable through a link)
-            head = self.base_commit == source_head
+            head = not requested  # the copy is of HEAD (the usual case for `fix`): one process less
             self._git("clone", "--quiet", *([] if head else ["--no-checkout"]), "--shared",
                       "--config", "user.name=expagent", "--config", "user.email=expagent@localhost",
                       str(self.repo_path), str(repo))
-            if not head:  # one process less when the copy is of HEAD (the usual case for `fix`)
+            if not head:
                 self._git("-C", str(repo), "checkout", "--quiet", "--detach", self.base_commit)
         except BaseException:
             self.close()

@@ -21,7 +21,6 @@ explicit environment (``overlays.clean_environ``), not the caller's variables.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -36,7 +35,7 @@ from typing import Callable
 
 from expagent import paths
 from expagent.errors import ExpagentError
-from expagent.fsutil import atomic_write_json
+from expagent.fsutil import atomic_write_json, locked  # noqa: F401  (locked: used here and by callers)
 from expagent.tasks.runtime import Interpreter, clean_environ, site_packages
 from expagent.tasks.pythons import find_python
 from expagent.tasks.suite import EnvRecipe
@@ -110,17 +109,6 @@ def env_key(recipe: EnvRecipe, repo: str, env_commit: str, python_exe: str, pyth
 
 def envs_root() -> Path:
     return paths.cache_dir() / "envs"
-
-
-@contextmanager
-def locked(lock_path: Path):
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _read_ready(path: Path, recipe: EnvRecipe, key: str) -> Env | None:

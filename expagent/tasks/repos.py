@@ -94,8 +94,12 @@ def _materialize_pypi(repo: str, spec: str, tasks=()) -> Path:
             f"repository {repo} comes from PyPI ({spec}) but expagent.tasks.pypi_source is not available"
         ) from None
     dest = paths.cache_dir() / "repos" / "pypi" / _safe_name(spec)
-    if _git_dir_of(dest) is None:
-        materialize(spec, dest)
+    from expagent.fsutil import locked
+
+    # graders running in parallel (eval --predictions --workers) make the same repository once
+    with locked(dest.parent / f".{dest.name}.lock"):
+        if _git_dir_of(dest) is None:
+            materialize(spec, dest)
     # synthesized tasks' base commits (pristine + one mutation) are rebuilt deterministically on top
     from expagent.tasks.synth_git import ensure_task_commits
 
