@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,41 +20,19 @@ class FixOptions:
     json_out: bool = False  # stdout: the run's summary and patch as JSON (expagent.runs) instead of the patch
 
 
-def git_toplevel(path: Path) -> Path:
-    if not path.exists():
-        raise ExpagentError(f"no such directory: {path}")
-    proc = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise ExpagentError(f"not a git repository: {path.resolve()} (run expagent fix inside one, or pass --repo)")
-    top = Path(proc.stdout.strip())
-    head = subprocess.run(["git", "-C", str(top), "rev-parse", "--verify", "HEAD"], capture_output=True, text=True)
-    if head.returncode != 0:
-        raise ExpagentError(f"the repository at {top} has no commits yet; commit something first")
-    return top
-
-
-def patch_files(patch: str) -> list[str]:
-    files = []
-    for match in re.finditer(r"^diff --git a/(.+?) b/(.+)$", patch, re.M):
-        for name in match.groups():
-            if name not in files:
-                files.append(name)
-    return files
-
-
 def apply_patch(repo: Path, patch: str) -> None:
     """Apply ``patch`` to the user's working tree, refusing to touch files with uncommitted changes."""
-    files = patch_files(patch)
-    status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", *files],
-                            capture_output=True, text=True).stdout
-    dirty = [line[3:] for line in status.splitlines() if line.strip()]  # "XY name": the status columns come first
+    from expagent.gitutil import dirty_paths, run_git
+    from expagent.patchutil import patch_files
+
+    dirty = dirty_paths(repo, patch_files(patch, include_old=True))
     if dirty:
         names = ", ".join(dirty)
         raise ExpagentError(f"not applying: these files have uncommitted changes: {names} (commit or stash them first)")
-    check = subprocess.run(["git", "-C", str(repo), "apply", "--check", "-"], input=patch, capture_output=True, text=True)
+    check = run_git(repo, "apply", "--check", "-", input=patch, check=False)
     if check.returncode != 0:
         raise ExpagentError(f"the patch does not apply to the working tree: {check.stderr.strip().splitlines()[0]}")
-    subprocess.run(["git", "-C", str(repo), "apply", "-"], input=patch, capture_output=True, text=True, check=True)
+    run_git(repo, "apply", "-", input=patch)
 
 
 def run_fix(options: FixOptions) -> int:
@@ -66,6 +42,7 @@ def run_fix(options: FixOptions) -> int:
     from expagent import paths
     from expagent.config import load_settings
     from expagent.experience import make_distiller, open_memory
+    from expagent.gitutil import toplevel
     from expagent.issue_source import read_issue
     from expagent.models import make_model
     from expagent.progress import StepPrinter
@@ -75,7 +52,7 @@ def run_fix(options: FixOptions) -> int:
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     say = lambda message: err.print(escape(message))  # noqa: E731  (data, never markup)
-    repo = git_toplevel(options.repo)
+    repo = toplevel(options.repo)
     settings = load_settings(repo, options.flags)
     issue = read_issue(options.issue, options.issue_file)
     model = make_model(settings)
