@@ -378,7 +378,7 @@ def main() -> None:
     localized = {}
     if args.localization:
         localized = evaluate_localized(load_localization(args.localization), scored, feats, relevant, repo_of,
-                                       args.fit_gate)
+                                       args.fit_gate, plot=not args.no_write)
         systems.update(localized.pop("systems"))
     for iid, got in systems["floor 0 (no abstention)"].items():
         leaked = [g for g in got if g == iid or by_id[g]["created_at"] >= by_id[iid]["created_at"]]
@@ -396,7 +396,7 @@ def main() -> None:
                                                                            "abstention")}})
     latencies.sort()
     summary = {
-        "data": str(args.data),
+        "data": os.path.relpath(args.data.resolve(), ROOT),  # never a machine's absolute path
         "instances": len(rows),
         "settings": DEFAULT_SETTINGS.__dict__,
         "k": 5,
@@ -438,7 +438,7 @@ LOCALIZED_HELD_OUT = "expagent, localized gate (held out)"
 
 
 def evaluate_localized(loc_data: dict, scored: dict, feats: dict, relevant: dict, repo_of: dict,
-                       fit: bool) -> dict:
+                       fit: bool, plot: bool = True) -> dict:
     """The localization-aware ranking and answer decision, on the same candidates as the text-only systems."""
     from dataclasses import replace
 
@@ -478,7 +478,8 @@ def evaluate_localized(loc_data: dict, scored: dict, feats: dict, relevant: dict
         "plain floor on the top score": tradeoff_curve(top_score, {iid: ranked(c, r, 0.0)
                                                                    for iid, (r, c) in scored.items()}, relevant),
     }
-    plot_curves(curves, RESULTS / "retrieval_tradeoff.png")
+    if plot:
+        plot_curves(curves, RESULTS / "retrieval_tradeoff.png")
     cov_ids = [i for i in ids if i in covered and lfeats[i]]
     single = {name: round(auc({i: lfeats[i][name] for i in cov_ids}, relevant, cov_ids), 3)
               for name in abstain.LOCALIZED_FEATURES}

@@ -107,7 +107,7 @@ def main() -> None:
     from expagent.memory.retrieval import DEFAULT_SETTINGS
 
     summary = {
-        "data": str(args.data),
+        "data": os.path.relpath(args.data.resolve(), ROOT),  # never a machine's absolute path
         "instances": total,
         "k": 5,
         "retrieval_settings": dict(DEFAULT_SETTINGS.__dict__),

@@ -105,6 +105,58 @@ def head_commit(repo: str | os.PathLike, rev: str = "HEAD", error: type[Expagent
     return git(repo, "rev-parse", "--verify", f"{rev}^{{commit}}", error=error).strip()
 
 
+def read_head(root: str | os.PathLike) -> str:
+    """The commit checked out at ``root`` ("" outside git or when HEAD names no commit), read from git's files
+    at the top of a work tree without starting git: it is asked on every memory search, where a ``git rev-parse``
+    costs more than the search. Anything else (a subdirectory, a symbolic ref outside ``refs/``) asks git."""
+    dotgit = Path(root) / ".git"
+    try:
+        if dotgit.is_file():  # a linked work tree or a submodule: "gitdir: <path>"
+            text = dotgit.read_text(encoding="utf-8").strip()
+            if not text.startswith("gitdir:"):
+                return ""
+            gitdir = (Path(root) / text[len("gitdir:"):].strip()).resolve()
+        elif dotgit.is_dir():
+            gitdir = dotgit
+        else:
+            return _rev_parse_head(root)
+        head = (gitdir / "HEAD").read_text(encoding="utf-8").strip()
+        if _is_sha(head):
+            return head
+        if not head.startswith("ref: refs/"):
+            return _rev_parse_head(root)
+        ref = head[len("ref: "):]
+        common = gitdir
+        if (gitdir / "commondir").is_file():
+            common = (gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+        for base in (gitdir, common):
+            loose = base / ref
+            if loose.is_file():
+                sha = loose.read_text(encoding="utf-8").strip()
+                return sha if _is_sha(sha) else _rev_parse_head(root)
+        packed = common / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text(encoding="utf-8").splitlines():
+                sha, _, name = line.partition(" ")
+                if name == ref and _is_sha(sha):
+                    return sha
+        return _rev_parse_head(root)
+    except (OSError, UnicodeDecodeError):
+        return _rev_parse_head(root)
+
+
+def _is_sha(text: str) -> bool:
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
+
+
+def _rev_parse_head(root: str | os.PathLike) -> str:
+    try:
+        proc = run_git(root, "rev-parse", "--verify", "HEAD^{commit}", check=False, timeout=10)
+    except GitError:
+        return ""
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
 def origin_name(repo: str | os.PathLike) -> str | None:
     """``owner/name`` of the ``origin`` remote (https or ssh URL), or None without one."""
     proc = run_git(repo, "remote", "get-url", "origin", check=False)

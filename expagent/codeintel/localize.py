@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import subprocess
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from expagent.gitutil import read_head
 
 DEFAULT_WEIGHTS = {"mention": 1.0, "content": 0.6, "names": 0.4, "prior": 0.15}
 _CACHE_SIZE = 8
@@ -209,16 +210,6 @@ def _content_tokens(path: Path) -> list[str]:
     return got
 
 
-def head_commit(root: str | Path) -> str:
-    """The commit checked out at ``root`` ("" when it is not a git work tree)."""
-    try:
-        proc = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return proc.stdout.strip() if proc.returncode == 0 else ""
-
-
 _LOCALIZERS: "OrderedDict[tuple[str, str], RepoLocalizer]" = OrderedDict()
 _LOCK = threading.Lock()
 
@@ -227,7 +218,7 @@ def localizer_for(root: str | Path, commit: str | None = None) -> RepoLocalizer:
     """The cached localizer of ``root`` at ``commit`` (default: its HEAD; a tree outside git is keyed by its
     index fingerprint, so it is rebuilt when files change)."""
     root = Path(root).resolve()
-    commit = head_commit(root) if commit is None else commit
+    commit = read_head(root) if commit is None else commit
     key = (str(root), commit)
     with _LOCK:
         got = _LOCALIZERS.get(key) if commit else None
