@@ -56,6 +56,10 @@ def test_cli_unreachable_server_exit_code(tmp_path):
 
     env = {"EXPAGENT_HOME": str(tmp_path), "EXPAGENT_CHROMA_URL": f"http://127.0.0.1:{_free_port()}"}
     proc = run_cli("memory", "stats", "--json", env=env)
-    assert proc.returncode == 2
+    assert proc.returncode == 1  # a service that does not answer: the work failed, the input was fine
     assert proc.stderr.startswith("error: cannot reach the Chroma server") and proc.stderr.count("\n") == 1
+    env["EXPAGENT_CHROMA_URL"] = "http://"
+    proc = run_cli("memory", "stats", "--json", env=env)
+    assert proc.returncode == 2  # what the user gave cannot be used
+    assert "must be an http:// or https:// URL" in proc.stderr and proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr

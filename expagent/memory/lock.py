@@ -17,13 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from expagent.errors import ExpagentError
+from expagent.errors import ExpagentError, RuntimeFailure
 
 _held = threading.local()  # the lock files this thread holds
 
 
-class LockTimeout(ExpagentError):
-    pass
+class LockTimeout(RuntimeFailure):
+    """Another process held the memory's write lock too long: exit code 1 (the work failed, the input was fine)."""
 
 
 @contextmanager

@@ -43,7 +43,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import urlparse
 
 from expagent import paths
-from expagent.errors import ExpagentError
+from expagent.errors import ExpagentError, RuntimeFailure, UsageError
 from expagent.fsutil import atomic_write_text
 from expagent.memory.audit import LEDGER_SCHEMA, AuditEntry, AuditLog, Item
 from expagent.memory.embedding import DEFAULT_EMBEDDING, Embedder, EmbeddingError, chroma_function, make_embedder
@@ -80,8 +80,8 @@ class UnknownRecord(MemoryOperationError):
     pass
 
 
-class ChromaUnavailable(ExpagentError):
-    pass
+class ChromaUnavailable(RuntimeFailure):
+    """The Chroma server (or embedded database) cannot be reached or used: exit code 1."""
 
 
 class StoreDamaged(ExpagentError):
@@ -165,7 +165,7 @@ def _client(memory_dir: Path, chroma_url: str | None) -> Any:
     if chroma_url:
         parsed = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
         if not parsed.hostname:
-            raise ChromaUnavailable(f"not a Chroma server URL: {chroma_url!r} (expected http://HOST:PORT)")
+            raise UsageError(f"not a Chroma server URL: {chroma_url!r} (expected http://HOST:PORT)")
         port = parsed.port or (443 if parsed.scheme == "https" else 8000)
         try:
             client = chromadb.HttpClient(host=parsed.hostname, port=port, ssl=parsed.scheme == "https",
