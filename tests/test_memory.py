@@ -440,6 +440,39 @@ def test_additions_to_a_large_index_join_its_delta_without_a_rebuild(store, monk
     assert lexical.lexical_index(store).delta_tf is None
 
 
+def test_catching_up_asks_the_ledger_what_changed_not_every_id(store, monkeypatch):
+    """Searchers catch up with a writer from the ledger's change mark: an updated record (its counters) is not
+    new, an added one is, and a removal hidden by an addition (the same count) still forces a rebuild."""
+    import numpy as np
+
+    from expagent.memory import lexical
+    from expagent.memory.records import Episode
+
+    rng = np.random.default_rng(5)
+
+    def vec():
+        v = rng.normal(size=384)
+        return (v / np.linalg.norm(v)).tolist()
+
+    base = [Episode(repo="r/x", issue=f"case {n}: the parser fails on empty input", instance_id=f"b-{n}")
+            for n in range(240)]
+    store.add_records(base, "t", embeddings=[vec() for _ in base])
+    first = lexical.lexical_index(store)
+    assert first.mark is not None
+    store.record_usage([base[3].id], True, key="task-1")  # rewrites the record's row in the ledger
+    extra = Episode(repo="r/x", issue="a socket leaks on retry", instance_id="new-1")
+    store.add_records([extra], "t", embeddings=[vec()])
+    monkeypatch.setattr(type(store), "all_ids", lambda self: pytest.fail("read every id to catch up"))
+    caught_up = lexical.lexical_index(store)
+    assert caught_up.ids == first.ids + [extra.id] and caught_up.mark > first.mark
+    monkeypatch.undo()
+    store.delete(base[0].id, "t")
+    other = Episode(repo="r/x", issue="the cache is cold after a fork", instance_id="new-2")
+    store.add_records([other], "t", embeddings=[vec()])
+    after = lexical.lexical_index(store)
+    assert base[0].id not in after.ids and other.id in after.ids and len(after.ids) == 241
+
+
 # ------------------------------------------------------------------------------------------- abstention gate
 def _gate_rows(n: int = 400, seed: int = 3):
     """Synthetic queries: the chance of a relevant episode rises with the pool and the top score."""

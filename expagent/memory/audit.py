@@ -229,6 +229,22 @@ class AuditLog:
         with self._guard() as conn:
             return [r[0] for r in conn.execute("SELECT id FROM records ORDER BY rowid")]
 
+    def mark(self) -> int:
+        """A position in the records' storage order: records written after it have a larger ``rowid``."""
+        with self._guard() as conn:
+            return int(conn.execute("SELECT coalesce(max(rowid), 0) FROM records").fetchone()[0])
+
+    def ids_since(self, mark: int) -> tuple[list[str], int, int]:
+        """``(ids written after mark, the new mark, the record count)``, read in one snapshot (one statement).
+        A record updated since ``mark`` is among the ids (an update rewrites its row); a deleted one only lowers
+        the count."""
+        with self._guard() as conn:
+            count, new_mark, ids = conn.execute(
+                "SELECT (SELECT count(*) FROM records), (SELECT coalesce(max(rowid), 0) FROM records), "
+                "(SELECT json_group_array(id) FROM (SELECT id FROM records WHERE rowid > ? ORDER BY rowid))",
+                (mark,)).fetchone()
+        return json.loads(ids), int(new_mark), int(count)
+
     def items(self, ids: Sequence[str] | None = None, with_vectors: bool = False) -> list[Item]:
         """Committed records (all, or those of ``ids`` that exist; in storage order), read in one snapshot."""
         cols = "id, document, meta" + (", vector" if with_vectors else "")

@@ -7,8 +7,8 @@
   same model (bert-base-uncased's, Apache-2.0) is shipped in this package as ``minilm_vocab.txt`` because no
   small PyPI package carries it without pulling in PyTorch. Tokenisation uses the ``tokenizers`` library, pooling is
   the model's own (attention-masked mean, then L2 normalisation), stored texts are cut at 256 word pieces
-  (the model's limit), queries at 64 (measured: no loss of retrieval quality, half the cost of 128). Nothing is
-  downloaded, ever.
+  (the model's limit), queries at 32 (measured: no loss of retrieval quality against 64 or 128, a third of the
+  cost of 128). Nothing is downloaded, ever.
 * ``"litellm:<model>"``: any embedding model litellm knows (``litellm:text-embedding-3-small``), imported lazily.
   Vectors are L2-normalised so scores stay comparable.
 
@@ -45,13 +45,17 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 # all-MiniLM-L6-v2 accepts 256 word pieces (its max_seq_length) but was trained on 128. Stored records use 256
 # (embedded once, and the longer text ranks better on the benchmark). Queries are embedded on every search, and the
-# model's cost is linear in their length here (single thread, AVX2: about 17 / 30 / 54 ms at 32 / 64 / 128 pieces).
-# On the retrieval benchmark (407 SWE-bench Verified issues, benchmarks/retrieval_quality.py) the query's length
-# made no measurable difference from 32 to 128 pieces (hybrid hit@3 without abstention 0.701 / 0.706 / 0.701,
-# the localized decision's held-out AUC 0.888 / 0.893 / 0.892): the dense signal reads the issue's head (its title
-# and first lines); the lexical and code-key signals read all of it. 64 is the best of those and half of 128's cost.
+# model's cost is linear in their length here (single thread, AVX2: 17.5 / 22 / 29 / 54 ms of CPU at 32 / 48 / 64 /
+# 128 pieces), which is most of a search's cost. On the retrieval benchmark (407 SWE-bench Verified issues,
+# benchmarks/retrieval_quality.py) the query's length made no difference beyond noise from 32 to 128 pieces
+# (hybrid hit@3 without abstention 0.701 / 0.689 / 0.706 / 0.701; the localized decision held out: hit@3 0.655 /
+# 0.650 / 0.655 / 0.650, AUC 0.888 / 0.887 / 0.893 / 0.892): the dense signal reads the issue's head (its title and
+# first line), the lexical and code-key signals read all of it. What it costs: the text-only gate (a search without
+# the task's checkout, e.g. the recall tool) leans on the top cosine and loses a little (held-out hit@3 at
+# abstention 0.8: 0.429 / 0.407 / 0.395 at 128 / 64 / 32). 32 is what keeps four searching processes and a writer
+# on two cores near 100 ms a search (benchmarks/memory_load.py).
 _MAX_DOC_TOKENS = 256
-_MAX_QUERY_TOKENS = 64
+_MAX_QUERY_TOKENS = 32
 _BATCH = 32
 
 
@@ -118,7 +122,7 @@ class MiniLMInt8Embedder:
         return self._embed(texts, _MAX_DOC_TOKENS)
 
     def embed_query(self, texts: Sequence[str]) -> list[list[float]]:
-        """Vectors for search queries (up to 64 word pieces: cheaper, and the head of an issue carries its gist)."""
+        """Vectors for search queries (up to 32 word pieces: cheaper, and the head of an issue carries its gist)."""
         return self._embed(texts, _MAX_QUERY_TOKENS)
 
     def _embed(self, texts: Sequence[str], max_tokens: int) -> list[list[float]]:

@@ -27,7 +27,7 @@ import hashlib
 import json
 import shutil
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,18 @@ class LexicalIndex:
     avgdl: float = 0.0  # the average token count of the records the BM25 index was built over
     delta_tf: list[dict[str, int]] | None = None  # records after the BM25 base: token -> frequency
     delta_len: list[int] | None = None  # their token counts
+    mark: int | None = None  # the store's change mark when this was read (catching up asks what came after it)
     _position: dict[str, int] | None = None
+    _kind_masks: dict[tuple[str, ...], Any] = field(default_factory=dict)
+
+    def kind_mask(self, kinds: tuple[str, ...]) -> Any:
+        """Which rows are of these kinds (memoised: every search asks, the answer only changes with the index)."""
+        import numpy as np
+
+        got = self._kind_masks.get(kinds)
+        if got is None:
+            got = self._kind_masks[kinds] = np.isin(self.kinds, list(kinds))
+        return got
 
     def position(self) -> dict[str, int]:
         if self._position is None:
@@ -165,6 +176,7 @@ def _build(store: Any, token: str) -> LexicalIndex:
     created: list[float] = []
     corpus: list[list[str]] = []
     vectors: list[list[float]] = []
+    mark = store.change_mark()  # taken first: a record written during the read is then read again, never lost
     for item_id, doc, meta, emb in store.iter_raw(include_embeddings=True):
         record = record_from_dict(json.loads(doc))
         ids.append(item_id)
@@ -190,7 +202,7 @@ def _build(store: Any, token: str) -> LexicalIndex:
             matrix[n] = v
     return LexicalIndex(token, ids, np.array(kinds, dtype=object), np.array(repos, dtype=object),
                         np.array(instances, dtype=object), np.array(created, dtype=np.float64), bm25, matrix,
-                        avgdl=_avgdl(corpus))
+                        avgdl=_avgdl(corpus), mark=mark)
 
 
 def _avgdl(corpus: list[list[str]]) -> float:
@@ -203,12 +215,20 @@ def _extend(store: Any, old: LexicalIndex, token: str) -> LexicalIndex | None:
     import bm25s
     import numpy as np
 
-    now = store.all_ids()
-    now_set = set(now)
-    if len(now_set) < len(old.ids) or any(i not in now_set for i in old.ids):
-        return None  # records were removed
     known = old.position()
-    new_ids = [i for i in now if i not in known]
+    mark = None
+    if old.mark is not None:  # the embedded store says what was written since: no need to read every id
+        since, mark, total = store.ids_since(old.mark)
+        new_ids = list(dict.fromkeys(i for i in since if i not in known))
+        if total != len(old.ids) + len(new_ids):
+            return None  # records were removed
+    else:
+        mark = store.change_mark()  # before the read, as in _build
+        now = store.all_ids()
+        now_set = set(now)
+        if len(now_set) < len(old.ids) or any(i not in now_set for i in old.ids):
+            return None  # records were removed
+        new_ids = [i for i in now if i not in known]
     base = len(old.ids) - len(old.delta_tf or [])
     use_delta = (old.bm25 is not None and base >= _DELTA_MIN_BASE
                  and len(old.delta_tf or []) + len(new_ids) <= _DELTA_SHARE * base)
@@ -250,7 +270,7 @@ def _extend(store: Any, old: LexicalIndex, token: str) -> LexicalIndex | None:
                         np.concatenate([old.repos, np.array(repos, dtype=object)]),
                         np.concatenate([old.instances, np.array(instances, dtype=object)]),
                         np.concatenate([old.created, np.array(created, dtype=np.float64)]), bm25, matrix,
-                        avgdl=avgdl, delta_tf=delta_tf, delta_len=delta_len)
+                        avgdl=avgdl, delta_tf=delta_tf, delta_len=delta_len, mark=mark)
 
 
 def _cache_dir(store: Any, token: str) -> Path:

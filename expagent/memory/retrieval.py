@@ -275,7 +275,7 @@ def score_candidates(store: Any, query: str, *, repo: str | None = None,
 
     # one mask implements the filters for both signals (the same ones Chroma's metadata would apply)
     index = lexical_index(store)
-    mask = np.isin(index.kinds, kinds)
+    mask = index.kind_mask(kinds).copy()
     if repo is not None:
         mask &= (index.repos == repo) | (index.repos == "")
     if before_ts is not None:

@@ -629,6 +629,15 @@ class MemoryStore:
                     return out
                 out.extend(got["ids"])
 
+    def change_mark(self) -> int | None:
+        """A mark to ask :meth:`ids_since` about later (None with a Chroma server: no cheap way to ask)."""
+        return None if self.chroma_url else self.audit.mark()
+
+    def ids_since(self, mark: int) -> tuple[list[str], int, int]:
+        """``(ids written since mark, the new mark, how many records there are)``: what a cache of the records
+        needs to catch up without reading every id (embedded store only)."""
+        return self.audit.ids_since(mark)
+
     def list(self, kind: str | None = None, repo: str | None = None, status: str | None = None
              ) -> list[Record]:
         """Records filtered by kind ("episode" | "lesson"), repo and status ("active" | "retired" | None = all)."""
