@@ -41,6 +41,11 @@ class TaskEnv(Protocol):
 
     def shell_prefix(self, checkout: str) -> str: ...
 
+    def setup_commands(self) -> list[str]:
+        """Run once in the fresh checkout before the agent starts: the install at the task's base commit, as
+        SWE-bench's instance images hold it (``[]`` when there is nothing to do)."""
+        ...
+
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
@@ -69,9 +74,12 @@ class LocalSandboxConfig:
         return None  # a clone and a subprocess always work (bubblewrap is optional; the sandbox warns)
 
     def task_env(self, task, source: Path, echo: Notice | None = None) -> TaskEnv:
+        from expagent.tasks.agent_env import AgentEnv
         from expagent.tasks.envs import ensure_env
 
-        return ensure_env(task, source=source, echo=echo or (lambda _m: None), python=self.pythons)
+        echo = echo or (lambda _m: None)
+        env = ensure_env(task, source=source, echo=echo, python=self.pythons)
+        return AgentEnv.for_task(env, source, task.base_commit, echo)
 
     def open(self, repo: str | Path, commit: str | None = None, task_env: TaskEnv | None = None, *,
              setup: list[str] | None = None) -> Sandbox:
@@ -85,7 +93,7 @@ class LocalSandboxConfig:
                                          "(they live in a Docker image)")
             # the environment is a host directory: read-only, also when it lies under /tmp (private in bwrap)
             ro_paths.append(str(path))
-        return LocalSandbox(repo, base_commit=commit, setup=list(self.setup if setup is None else setup),
+        return LocalSandbox(repo, base_commit=commit, setup=_setup(self.setup, setup, task_env),
                             network=self.network, warn=self.notice, ro_paths=ro_paths, settings=self.settings,
                             command_prefix=task_env.shell_prefix("{workdir}") if task_env is not None else "")
 
@@ -140,9 +148,16 @@ class DockerSandboxConfig:
                 raise SandboxUnavailable(f"the Docker sandbox cannot run {type(task_env).__name__} environments "
                                          "(they are host directories); use --sandbox local")
         return DockerSandbox(repo, settings, base_commit=commit, image=image,
-                             setup=list(self.setup if setup is None else setup),
+                             setup=_setup(self.setup, setup, task_env),
                              command_prefix=task_env.shell_prefix("{workdir}") if task_env is not None else "",
                              notice=self.notice)
+
+
+def _setup(configured: tuple[str, ...], given: list[str] | None, task_env: TaskEnv | None) -> list[str]:
+    """The set-up commands of a sandbox: the task environment's own first (the install at the base commit), then
+    the configured ones (or those given for this sandbox)."""
+    own = task_env.setup_commands() if task_env is not None and hasattr(task_env, "setup_commands") else []
+    return [*own, *(configured if given is None else given)]
 
 
 SandboxConfig = Union[LocalSandboxConfig, DockerSandboxConfig]
