@@ -219,6 +219,15 @@ def test_a_setsid_escapee_dies_with_its_timed_out_command(sandbox):
     assert sandbox.run("test -e escaped.txt && echo ESCAPED || echo contained", timeout=30).output.strip() == "contained"
 
 
+def test_a_flood_of_output_is_bounded_and_says_how_much_was_dropped(sandbox):
+    """200 MB printed: the caller keeps the head and the tail (8 MB), not everything, on both backends."""
+    result = sandbox.run("head -c 200000000 /dev/zero | tr '\\0' x; echo; echo THE-END", timeout=120)
+    assert result.exit_code == 0
+    assert len(result.output) < 9 * 2 ** 20
+    assert "bytes of output dropped" in result.output and result.output.rstrip().endswith("THE-END")
+    assert result.output.startswith("xxxx")
+
+
 def test_tmp_persists_across_commands_and_is_private(sandbox):
     assert sandbox.run("echo helper > /tmp/helper.sh && chmod +x /tmp/helper.sh", timeout=30).exit_code == 0
     assert sandbox.run("cat /tmp/helper.sh", timeout=30).output.strip() == "helper"

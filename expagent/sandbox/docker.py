@@ -30,6 +30,7 @@ from typing import Any, Callable
 from expagent.config import Settings
 from expagent.errors import SandboxError, SandboxUnavailable
 from expagent.sandbox import images
+from expagent.sandbox.output import OutputBuffer
 from expagent.redact import redactor
 from expagent.sandbox.base import CommandResult, Sandbox
 from expagent.sandbox.docker_client import (  # noqa: F401  (docker_available, connect: the public entry points)
@@ -53,8 +54,6 @@ TOKEN_VAR = "EXPAGENT_COMMAND_ID"
 KILL_GRACE = 2.0
 #: and before the container is restarted because something still holds the output open
 RESTART_GRACE = 6.0
-#: output kept per command (head and tail); the agent truncates further for the model
-MAX_OUTPUT_BYTES = 8 * 1024 * 1024
 
 # sandboxes not closed yet; closed at interpreter exit as a safety net (the context manager
 # is the normal path)
@@ -79,31 +78,6 @@ def _deferred_sigint():
         signal.signal(signal.SIGINT, previous)
     if pressed:
         raise KeyboardInterrupt
-
-
-class _OutputBuffer:
-    """Collects command output, keeping the head and the tail when it grows past the limit."""
-
-    def __init__(self, limit: int = MAX_OUTPUT_BYTES):
-        self.half = limit // 2
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.dropped = 0
-
-    def add(self, chunk: bytes) -> None:
-        if len(self.head) < self.half:
-            room = self.half - len(self.head)
-            self.head += chunk[:room]
-            chunk = chunk[room:]
-        self.tail += chunk
-        if len(self.tail) > self.half:
-            excess = len(self.tail) - self.half
-            del self.tail[:excess]
-            self.dropped += excess
-
-    def text(self) -> str:
-        middle = f"\n[... {self.dropped} bytes of output dropped ...]\n".encode() if self.dropped else b""
-        return bytes(self.head + middle + self.tail).decode("utf-8", errors="replace")
 
 
 class DockerSandbox(Sandbox):
@@ -282,7 +256,7 @@ class DockerSandbox(Sandbox):
         except Exception as exc:
             return self._dead_container_result(exc, started)
         watchdog = _Watchdog(self, pidfile, token, seconds)
-        output = _OutputBuffer()
+        output = OutputBuffer()
         watchdog.arm()
         try:
             for chunk in api.exec_start(exec_id, stream=True):

@@ -42,6 +42,7 @@ from pathlib import Path
 from expagent.errors import SandboxError
 from expagent.redact import redactor
 from expagent.sandbox.base import CommandResult, Sandbox
+from expagent.sandbox.output import OutputBuffer
 
 _warned_gaps = False
 
@@ -510,18 +511,18 @@ class LocalSandbox(Sandbox):
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so a timeout can kill every descendant
         )
-        timed_out = False
+        output = OutputBuffer()
         try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            self._kill(proc, token)
-            out, _ = proc.communicate()
+            timed_out = not _collect(proc, output, timeout)
+            if timed_out:
+                self._kill(proc, token)
+                _collect(proc, output, 10.0)
         except BaseException:
             self._kill(proc, token)
-            proc.communicate()
+            proc.wait()
+            proc.stdout.close()
             raise
-        text, redacted = self._redactor.scrub(out.decode("utf-8", errors="replace"))
+        text, redacted = self._redactor.scrub(output.text())
         code = -1 if timed_out else proc.returncode
         oom = not timed_out and self._out_of_memory(code, text)
         if timed_out:
@@ -575,6 +576,35 @@ class LocalSandbox(Sandbox):
 
     def to_sandbox_path(self, path: str) -> str:
         return str(self._resolve(path))
+
+
+def _collect(proc: subprocess.Popen, output: OutputBuffer, timeout: float | None) -> bool:
+    """Read ``proc``'s output into ``output`` (bounded) until it ends and exits; False when ``timeout`` passed
+    first. Reading as it comes, not all at once, is what keeps a command that prints without end from growing
+    this process's memory."""
+    import selectors
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            if not selector.select(left):
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            output.add(chunk)
+    try:
+        proc.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return False
+    proc.stdout.close()
+    return True
 
 
 def _kill_by_token(token: str) -> None:
