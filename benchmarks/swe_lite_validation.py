@@ -14,7 +14,8 @@ mirrors named ``<owner>+<name>`` or ``<owner>__<name>`` (see docs/tasks.md). Usa
 
 Writes benchmarks/results/swe_lite_validation.json and .md (after every instance, so an interrupted
 run keeps what it measured). Environments are cached under --home (default benchmarks/.work/home,
-git-ignored). Each row keeps the gold and empty grades' test logs (``gold_log``, ``empty_log``).
+git-ignored). Each row says where the gold and empty grades' test logs are (``gold_log``, ``empty_log``,
+relative to --home); machine paths in the messages are replaced by ``$REPOS``, ``$HOME`` and ``$SANDBOX``.
 
 ``gold_and_empty(task, repos, timeout)`` is the per-instance step (environment first and cached, then
 the two grades) for other validation scripts to share.
@@ -86,6 +87,24 @@ def gold_and_empty(task, repos: str | None, timeout: float | None, *, source: Pa
     timings.update(install_first_s=gold.durations.get("install_build"), harness_s=round(gold.harness_seconds, 3),
                    empty_harness_s=round(empty.harness_seconds, 3), tests_s=round(gold.durations.get("tests", 0.0), 2))
     return timings, gold, empty
+
+
+def _portable(row: dict, repos: str | None) -> dict:
+    """``row`` without machine paths: log paths relative to the expagent home, paths in messages replaced."""
+    import re
+
+    from expagent import paths
+
+    home = str(paths.home())
+    out = dict(row)
+    for key in ("gold_log", "empty_log"):
+        if out.get(key) and out[key].startswith(home + "/"):
+            out[key] = out[key][len(home) + 1:]
+    if out.get("why"):
+        why = out["why"].replace(home, "$HOME")
+        why = why.replace(str(repos), "$REPOS") if repos else why
+        out["why"] = re.sub(r"/tmp/expagent-sb-\w+", "$SANDBOX", why)
+    return out
 
 
 def _log_text(path: str | None) -> str:
@@ -214,12 +233,12 @@ def main() -> int:
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # swe_verified_validation (the causes)
     previous = RESULTS / f"{NAME}.json"
+    os.environ["EXPAGENT_HOME"] = args.home
     if args.render:
         data = json.loads(previous.read_text())
         data["meta"]["notes"] = list(dict.fromkeys([*data["meta"].get("notes", []), *args.note]))
-        write(data["instances"], data["meta"])
+        write([_portable(r, args.repos) for r in data["instances"]], data["meta"])
         return 0
-    os.environ["EXPAGENT_HOME"] = args.home
     from expagent.tasks.suite import load_suite
 
     suite = load_suite(args.tasks)
@@ -248,7 +267,7 @@ def main() -> int:
         row = validate(task, args.repos, args.timeout)
         print(f"   {row['status']} ok={row.get('ok')} {row.get('cause', '')} {(row.get('why') or '')[:200]}",
               flush=True)
-        rows.append(row)
+        rows.append(_portable(row, args.repos))
         have = {r["instance_id"] for r in rows}
         write(rows + [done[t.instance_id] for t in suite.tasks if t.instance_id in done and t.instance_id not in have],
               meta)
