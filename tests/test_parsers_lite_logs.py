@@ -104,3 +104,29 @@ def test_marshmallow_verbose_and_summary_forms():
     assert p2p["tests/test_fields.py::TestErrorMessages::test_make_error[required-Missing"] == "PASSED"
     f2p, p2p = graded("marshmallow-code__marshmallow-1359", "marshmallow-code/marshmallow", verbose)
     assert set(f2p.values()) == {"PASSED"} and not not_passing(p2p)
+
+
+# --- pvlib (pytest -rA; a parameter with "/" and "+", a message cut to "Ty...", a warnings summary) -----------------
+
+def test_pvlib_parameters_messages_and_warnings_section():
+    gold, empty = log("pvlib_1072_gold.log"), log("pvlib_1072_empty.log")
+    results = parsers.parse("pvlib/pvlib-python", empty)
+    assert len(results) == collected(empty) == 19
+    # "FAILED id - Ty..." : the message is not part of the id
+    assert results["pvlib/tests/test_temperature.py::test_fuentes_timezone[Etc/GMT+5]"] == "FAILED"
+    f2p, p2p = graded("pvlib__pvlib-python-1072", "pvlib/pvlib-python", empty)
+    assert f2p == {"pvlib/tests/test_temperature.py::test_fuentes_timezone[Etc/GMT+5]": "FAILED"}
+    assert not not_passing(p2p) and len(p2p) == 18
+    f2p, p2p = graded("pvlib__pvlib-python-1072", "pvlib/pvlib-python", gold)
+    assert set(f2p.values()) == {"PASSED"} and not not_passing(p2p)
+
+    # a whole log: the failing test is also named, with no status, under "warnings summary"; its summary line counts
+    whole = log("pvlib_1707_empty.log")
+    assert "warnings summary" in whole and "\npvlib/tests/test_iam.py::test_physical_n1_L0\n" in whole
+    results = parsers.parse("pvlib/pvlib-python", whole)
+    assert len(results) == collected(whole) == 31
+    assert not_passing(results) == {"pvlib/tests/test_iam.py::test_physical_n1_L0": "FAILED"}
+    f2p, p2p = graded("pvlib__pvlib-python-1707", "pvlib/pvlib-python", whole)
+    assert f2p == {"pvlib/tests/test_iam.py::test_physical_n1_L0": "FAILED"}
+    assert not not_passing(p2p) and len(p2p) == 30
+    assert p2p["pvlib/tests/test_iam.py::test_sapm[45-0.9975036250000002]"] == "PASSED"
