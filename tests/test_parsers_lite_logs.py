@@ -14,7 +14,7 @@ Each test looks up every FAIL_TO_PASS and PASS_TO_PASS name of that instance (fr
 
 from __future__ import annotations
 
-import json
+import functools
 import re
 from pathlib import Path
 
@@ -30,25 +30,21 @@ def log(name: str) -> str:
     return (LOGS / name).read_text(encoding="utf-8")
 
 
-def instance(instance_id: str) -> dict:
-    if not LITE.is_file():
-        pytest.skip(f"shared data not found at {LITE}")
-    for line in LITE.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        if record["instance_id"] == instance_id:
-            for key in ("FAIL_TO_PASS", "PASS_TO_PASS"):
-                if isinstance(record[key], str):
-                    record[key] = json.loads(record[key])
-            return record
-    raise AssertionError(f"{instance_id} not in {LITE}")
+@functools.cache
+def _lite_suite():
+    from expagent.tasks.suite import load_suite
+
+    return load_suite(str(LITE))
 
 
 def graded(instance_id: str, repo: str, text: str) -> tuple[dict[str, str], dict[str, str]]:
     """(FAIL_TO_PASS, PASS_TO_PASS) name -> status in ``text``, as the grader looks them up."""
-    record = instance(instance_id)
-    assert record["repo"] == repo
+    if not LITE.is_file():
+        pytest.skip(f"shared data not found at {LITE}")
+    task = _lite_suite().task(instance_id)
+    assert task.repo == repo
     results = parsers.parse(repo, text)
-    return logparse.lookup(results, record["FAIL_TO_PASS"]), logparse.lookup(results, record["PASS_TO_PASS"])
+    return logparse.lookup(results, task.fail_to_pass), logparse.lookup(results, task.pass_to_pass)
 
 
 def collected(text: str) -> int:
