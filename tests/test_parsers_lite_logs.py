@@ -146,6 +146,19 @@ def test_astroid_parameters_holding_escaped_source_code():
     assert f2p == {base + "\\n": "PASSED"} and not not_passing(p2p)
 
 
+
+def test_astroid_skips_reported_by_location_only():
+    text = log("astroid_1268_empty.log")
+    results = parsers.parse("pylint-dev/astroid", text)
+    # "1 failed, 91 passed, 5 skipped": the five "SKIPPED [1] tests/unittest_nodes.py:1672: reason" lines name
+    # places, not tests, so 92 of the 97 collected tests have a status
+    assert text.count("\nSKIPPED [1] tests/unittest_nodes.py:") == 5
+    assert len(results) == collected(text) - 5 == 92
+    assert all(name.startswith("tests/unittest_nodes.py::") for name in results)
+    f2p, p2p = graded("pylint-dev__astroid-1268", "pylint-dev/astroid", text)
+    assert f2p == {"tests/unittest_nodes.py::AsStringTest::test_as_string_unknown": "FAILED"}
+    assert not not_passing(p2p) and len(p2p) == 91
+
 # --- pydicom (pytest -rA, read by the options variant; padded parameters; captured log records) ----------------------
 
 def test_pydicom_padded_parameters_and_captured_log_records():
