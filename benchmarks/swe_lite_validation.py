@@ -292,4 +292,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from expagent.errors import ExpagentError
+
+    try:
+        sys.exit(main())
+    except ExpagentError as exc:  # bad input (a tasks file, an instance id): one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
