@@ -7,7 +7,8 @@ first space; ``expagent.tasks.logparse.lookup`` matches those).
 A status line that carries no test id but a progress marker (``PASSED [100%]``,
 ``PASSED [ 50%]``: pytest's verbose output when a test printed before its status, often seen in
 the captured output of pytest's own tests) is recorded under the first word after the status
-(``[100%]``, ``[``), because that is the name SWE-bench's records give it.
+(``[100%]``, ``[``), because that is the name SWE-bench's records give it. A captured log record at
+error level (``ERROR    pkg:module.py:12 message`` under "Captured log call") is not a test.
 
 Variants per repository family: ``parse_pytest_options`` shortens a parameter that is an absolute
 path to its file name (pydicom, requests, pylint); ``parse_pytest_v2`` first removes ANSI colours
@@ -25,6 +26,9 @@ _STATUS_WORDS = "|".join(STATUSES)
 _SUMMARY_LINE = re.compile(rf"^({_STATUS_WORDS})\s+(.+)$")
 _VERBOSE_LINE = re.compile(rf"^(\S+::\S.*?) ({_STATUS_WORDS})(?:\s+\[\s*\d+%\])?\s*$")
 _SKIP_LOCATION = re.compile(r"^\[\d+\] ")
+#: a captured log record ("ERROR    pkg:module.py:12 message", pytest's default log format pads the level to 8
+#: characters); summary lines have one space after the status
+_LOG_RECORD = "ERROR  "
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|\[(\d+)m")
 _CONTROL = str.maketrans("", "", "".join(chr(c) for c in range(1, 32) if c not in (9, 10)))
 
@@ -57,7 +61,7 @@ def split_id(rest: str) -> str:
 
 def _summary_entry(line: str) -> tuple[str, str] | None:
     match = _SUMMARY_LINE.match(line)
-    if not match:
+    if not match or line.startswith(_LOG_RECORD):
         return None
     status, rest = match.groups()
     if rest.startswith("["):
