@@ -32,7 +32,7 @@ from typing import Callable
 
 from expagent import paths
 from expagent.errors import SandboxUnavailable
-from expagent.tasks.envs import EnvBuildError
+from expagent.tasks.envs import OLD_PIP_CHECK, EnvBuildError, pip_upgrade_args
 from expagent.tasks.suite import EnvRecipe
 
 ENV_ROOT = "/opt/expagent-env"
@@ -139,6 +139,9 @@ def _build_commands(recipe: EnvRecipe, conda_requirements: list[str] | None = No
         )
     else:
         commands.append(f"python3 -m venv {venv}")
+    # the same pip rule as the local backend (envs.MODERN_PIP): an old bundled pip is upgraded first
+    commands.append(f"if {venv}/bin/python -c {shlex.quote(OLD_PIP_CHECK)}; then "
+                    f"PIP_DISABLE_PIP_VERSION_CHECK=1 {venv}/bin/python {shlex.join(pip_upgrade_args(recipe.python))}; fi")
     activate = f"cd {src} && export VIRTUAL_ENV={venv} PATH={venv}/bin:\"$PATH\" PIP_DISABLE_PIP_VERSION_CHECK=1; "
     if recipe.constraints:
         lines = "\n".join(recipe.constraints)

@@ -42,6 +42,28 @@ from expagent.tasks.suite import EnvRecipe
 
 BUILD_COMMAND_TIMEOUT = 3600.0
 
+#: pip releases before this one ignore Requires-Python while resolving dependencies and cannot backtrack
+#: (20.3 made the backtracking resolver the default): a venv whose bundled pip is older (Python 3.6's 18.1)
+#: picks e.g. the newest trio for an old exceptiongroup pin and fails. SWE-bench's conda environments carry
+#: a current pip for their Python, so such a venv upgrades pip (and wheel, which conda's Python also has)
+#: to the newest release that supports its interpreter before installing anything. The bundled pip is a
+#: function of the interpreter version, which the recipe hash covers, so envs built with a newer bundled pip
+#: are unaffected and keep their hash.
+MODERN_PIP = (20, 3)
+#: exits 0 when the running interpreter's pip predates ``MODERN_PIP`` (also run inside Docker builds)
+OLD_PIP_CHECK = ("import sys, pip; v = tuple(int(p) for p in pip.__version__.split('.')[:2] if p.isdigit()); "
+                 f"print('pip', pip.__version__); sys.exit(0 if v < {MODERN_PIP!r} else 1)")
+#: the newest pip and wheel for interpreters that later releases dropped, as explicit bounds: an index or
+#: find-links directory without Requires-Python data (a local mirror) would otherwise offer such a pip the
+#: newest release, which it cannot see it does not support
+LAST_PIP = {"2.7": ("pip<21", "wheel<0.38"), "3.6": ("pip<22", "wheel<0.38"), "3.7": ("pip<24.1", "wheel<0.43")}
+
+
+def pip_upgrade_args(python_version: str) -> list[str]:
+    """``-m pip install --upgrade ...``: pip and wheel at their newest releases for ``python_version``."""
+    major_minor = ".".join(python_version.split(".")[:2])
+    return ["-m", "pip", "install", "--upgrade", *LAST_PIP.get(major_minor, ("pip", "wheel"))]
+
 
 class EnvBuildError(ExpagentError):
     pass
@@ -255,6 +277,8 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
         elif not _needs_pip(recipe):
             venv_args.append("--without-pip")
         builder.run([*venv_args, str(path / "venv")], path)
+        if "--without-pip" not in venv_args:
+            _upgrade_old_pip(builder, path, python_version)
         builder.checkout(source, path / "src", env_commit)
         pip = [str(path / "venv" / "bin" / "python"), "-m", "pip", "install"]
         if recipe.bootstrap:
@@ -288,6 +312,20 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
     })
     return Env(path=path, key=key, recipe=recipe, python_version=python_version, build_seconds=seconds, cached=False,
                python_exe=python_exe)
+
+
+def _upgrade_old_pip(builder: "Builder", path: Path, python_version: str) -> None:
+    """Upgrade the venv's pip when it predates ``MODERN_PIP`` (a recorded build step; see ``MODERN_PIP``)."""
+    python = str(path / "venv" / "bin" / "python")
+    probe = subprocess.run([python, "-c", OLD_PIP_CHECK], env=builder.environ, capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=120)
+    found = probe.stdout.strip() or "pip (version unknown)"
+    if probe.returncode != 0:
+        return
+    builder.log.write(f"note: the venv's {found} predates pip {'.'.join(map(str, MODERN_PIP))} (it ignores "
+                      "Requires-Python and cannot backtrack); upgrading pip and wheel to the newest releases "
+                      "for this interpreter, as SWE-bench's conda environments have\n")
+    builder.run([python, *pip_upgrade_args(python_version)], path)
 
 
 def _requirement_name(line: str) -> str:
