@@ -109,6 +109,13 @@ class Env:
         return Interpreter(self.python_exe or str(self.bin_dir / "python"), self.python_version)
 
     @property
+    def host_paths(self) -> list[Path]:
+        """Host directories a sandbox must expose read-only to run this env: the env itself and the Python
+        installation it was made from (whose interpreter finds its libpython and standard library there)."""
+        prefix = Path(self.interpreter.exe).resolve().parent.parent
+        return [self.path, prefix] if prefix != self.path else [self.path]
+
+    @property
     def site_dirs(self) -> list[Path]:
         """The env's package directories, for an interpreter root layered on it."""
         dirs = [site_packages(self.venv, self.interpreter)]
@@ -179,6 +186,28 @@ class Builder:
     def checkout(self, source: Path, dest: Path, commit: str) -> None:
         self.run(["git", "clone", "--quiet", "--no-checkout", str(source), str(dest)], dest.parent)
         self.run(["git", "-C", str(dest), "checkout", "--quiet", "--detach", commit], dest.parent)
+        if (dest / ".gitmodules").is_file():
+            self._submodules(source, dest)
+
+    def _submodules(self, source: Path, dest: Path) -> None:
+        """Check out the submodules (e.g. astropy's ``astropy_helpers``) from local mirrors next to ``source``
+        (the ``--repos`` layout), as the harness gets them from GitHub; one missing here is noted and left to
+        the project's own build (which fetches it when it has the network)."""
+        from expagent.tasks.repos import submodule_mirror
+
+        listed = subprocess.run(["git", "-C", str(dest), "config", "-f", ".gitmodules", "--get-regexp",
+                                 r"^submodule\..*\.url$"], capture_output=True, text=True, env=self.environ)
+        for line in listed.stdout.splitlines():
+            key, _, url = line.partition(" ")
+            name = key[len("submodule."):-len(".url")]
+            mirror = submodule_mirror(source, url)
+            if mirror is None:
+                self.log.write(f"note: submodule {name} ({url}) has no local mirror next to {source}; "
+                               "the project's build must fetch it\n")
+                continue
+            self.run(["git", "-C", str(dest), "config", f"submodule.{name}.url", str(mirror)], dest)
+            self.run(["git", "-C", str(dest), "-c", "protocol.file.allow=always", "submodule", "update",
+                      "--init", "--quiet", "--", name], dest)
 
     def close(self) -> None:
         self.log.close()

@@ -105,9 +105,9 @@ def _open_sandbox(kind: str, source: Path, settings, base_commit: str, env, echo
                              setup=env.setup_commands())
     from expagent.sandbox.local import LocalSandbox
 
-    # the environment is a host directory: expose it read-only, also when it lies under /tmp (bubblewrap gives
-    # the sandbox a private /tmp)
-    return LocalSandbox(source, base_commit=base_commit, ro_paths=[env.path], warn=echo, network=network)
+    # the environment and its interpreter are host directories: exposed read-only, also when under /tmp
+    # (bubblewrap gives the sandbox a private /tmp)
+    return LocalSandbox(source, base_commit=base_commit, ro_paths=env.host_paths, warn=echo, network=network)
 
 
 #: files whose change means the project must be installed again (its dependencies or build may differ)
