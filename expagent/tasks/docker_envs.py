@@ -130,6 +130,12 @@ def _build_commands(recipe: EnvRecipe, conda_requirements: list[str] | None = No
     src = f"{ENV_ROOT}/src"
     venv = f"{ENV_ROOT}/venv"
     commands = [f"mkdir -p {ENV_ROOT} && cp -a /work/repo {src}"]
+    if recipe.system_packages:
+        # the spec's apt-get step, as the harness runs it in its images (an image without apt-get says so)
+        listed = " ".join(shlex.quote(p) for p in recipe.system_packages)
+        commands.append(f"if command -v apt-get >/dev/null; then export DEBIAN_FRONTEND=noninteractive; "
+                        f"apt-get update -qq && apt-get install -y -qq {listed}; "
+                        f"else echo 'note: the image has no apt-get; not installed: {listed}'; fi")
     if recipe.system_site_packages:
         # the image's own python environment (its first python3 on PATH) is made visible to the venv
         commands.append(

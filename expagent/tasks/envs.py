@@ -36,7 +36,7 @@ from typing import Callable
 from expagent import paths
 from expagent.errors import ExpagentError
 from expagent.fsutil import atomic_write_json, locked  # noqa: F401  (locked: used here and by callers)
-from expagent.tasks.runtime import Interpreter, clean_environ, site_packages
+from expagent.tasks.runtime import Interpreter, clean_environ, site_packages, system_command
 from expagent.tasks.pythons import find_python
 from expagent.tasks.suite import EnvRecipe
 
@@ -183,6 +183,17 @@ class Builder:
     def shell(self, command: str, cwd: Path) -> None:
         self.run(["bash", "-c", command], cwd, display=command)
 
+    def steps(self, commands: list[str], cwd: Path) -> None:
+        """The recipe's shell steps in ``cwd``; a step that changes the machine (``runtime.system_command``:
+        apt-get, locale-gen, a write under /etc) is not run on the host but noted in the log and echoed."""
+        for command in commands:
+            if system_command(command):
+                note = f"note: not run on the local backend (it changes the machine, not the checkout): {command}"
+                self.echo(f"  {note}")
+                self.log.write(f"\n{note}\n")
+                continue
+            self.shell(command, cwd)
+
     def checkout(self, source: Path, dest: Path, commit: str) -> None:
         self.run(["git", "clone", "--quiet", "--no-checkout", str(source), str(dest)], dest.parent)
         self.run(["git", "-C", str(dest), "checkout", "--quiet", "--detach", commit], dest.parent)
@@ -298,7 +309,10 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
         if recipe.constraints:
             (path / "constraints.txt").write_text("\n".join(recipe.constraints) + "\n", encoding="utf-8")
         if recipe.system_packages:
-            builder.log.write(f"note: recipe needs system packages (not installed): {' '.join(recipe.system_packages)}\n")
+            note = (f"note: the recipe's apt-get packages are not installed on the local backend (it cannot apt-get): "
+                    f"{' '.join(recipe.system_packages)}")
+            echo(f"  {note}")
+            builder.log.write(note + "\n")
         venv_args = [python_exe, "-m", "venv"]
         if recipe.system_site_packages:
             # pip, when needed, is reached through the host interpreter's site-packages
@@ -326,8 +340,7 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
             builder.run([*pip, *recipe.packages], path / "src")
         if recipe.pip_packages:
             builder.run([*pip, *recipe.pip_packages], path / "src")
-        for command in [*recipe.pre_install, *recipe.install]:
-            builder.shell(command, path / "src")
+        builder.steps([*recipe.pre_install, *recipe.install], path / "src")
     seconds = time.monotonic() - started
     atomic_write_json(path / "env.json", {
         "key": key,
