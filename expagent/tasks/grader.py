@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import os
 import re
 import shlex
 import time
@@ -109,7 +110,10 @@ def _open_sandbox(kind: str, source: Path, settings, base_commit: str, env, echo
 
     # the environment and its interpreter are host directories: exposed read-only, also when under /tmp
     # (bubblewrap gives the sandbox a private /tmp)
-    return LocalSandbox(source, base_commit=base_commit, ro_paths=env.host_paths, warn=echo, network=network)
+    # $EXPAGENT_GRADE_TMPDIR (e.g. a tmpfs such as /dev/shm) holds the throwaway checkouts: on a slow disk their
+    # creation and removal are most of a grade's overhead
+    return LocalSandbox(source, base_commit=base_commit, ro_paths=env.host_paths, warn=echo, network=network,
+                        root_dir=os.environ.get("EXPAGENT_GRADE_TMPDIR") or None)
 
 
 #: files whose change means the project must be installed again (its dependencies or build may differ)
@@ -203,6 +207,27 @@ def _run_eval_commands(sb, prefix: str, commands: list[str], cwd: str | None, no
         if done.exit_code != 0:
             notes.append(f"eval command exited {done.exit_code}: {command}: {_tail(done.output, 1)}")
     return "".join(transcript)
+
+
+def _unpack_generated(sb, tar_path: Path) -> None:
+    """Copy the install's generated files into the checkout: in place when the checkout is a host directory (no
+    sandboxed process needed for our own archive), else with ``tar`` inside the sandbox."""
+    import tarfile
+
+    host = sb.host_workdir
+    if host is not None:
+        try:
+            with tarfile.open(tar_path) as tar:
+                # the "data" filter refuses links and paths that leave the checkout; those go through the sandbox
+                tar.extractall(host, filter="data")
+            return
+        except tarfile.FilterError:
+            pass
+        except (OSError, tarfile.TarError) as exc:
+            raise ExpagentError(f"cannot copy the installed files into the checkout: {exc}") from None
+    unpacked = sb.run(f"tar -xf {shlex.quote(str(tar_path))}", timeout=300)
+    if unpacked.exit_code != 0:
+        raise ExpagentError(f"cannot copy the installed files into the checkout: {_tail(unpacked.output)}")
 
 
 def _local_runtime(sb, env, overlay, reinstall: bool = False, exports: dict[str, str] | None = None) -> str:
@@ -331,9 +356,7 @@ def grade(
                                     f"{_tail(setup.output)}")
         if overlay is not None and overlay.generated.is_file():
             # the files the install at base_commit generated (e.g. a setuptools_scm _version.py), as in the harness
-            unpacked = sb.run(f"tar -xf {shlex.quote(str(overlay.generated))}", timeout=300)
-            if unpacked.exit_code != 0:
-                raise ExpagentError(f"cannot copy the installed files into the checkout: {_tail(unpacked.output)}")
+            _unpack_generated(sb, overlay.generated)
         durations["checkout"] = time.monotonic() - t
         t = time.monotonic()
         if patch_text.strip():
