@@ -9,7 +9,9 @@ optimizer writing to stderr); sympy at the base commit of sympy__sympy-23534 wit
 SWE-bench instances with their test patches applied (so FAIL_TO_PASS tests fail): flask (pallets__flask-5014,
 ``-rA`` and ``-v``), requests (psf__requests-6028, ``-rA``), xarray (pydata__xarray-7393, ``-rA``), seaborn (mwaskom__seaborn-3187, ``--no-header -rA``),
 sphinx (sphinx-doc__sphinx-11510: the command its tox.ini runs, ``pytest -rA --durations 25`` with
-``PYTEST_ADDOPTS=--color yes``, so the output is coloured as under tox). Summary sections were cut to the lines
+``PYTEST_ADDOPTS=--color yes``, so the output is coloured as under tox); pylint's grade logs from the grader's own
+runs of pylint-dev__pylint-4604 (gold and empty patch) and pylint-dev__pylint-4661 (gold), ``pytest -rA``, with the
+grading sandbox's paths replaced by ``/src`` and ``/sb/``. Summary sections were cut to the lines
 the tests read (marked ``[...]``); machine paths were replaced by ``/src/``.
 
 Where a log covers a SWE-bench instance, every FAIL_TO_PASS and PASS_TO_PASS name of that instance
@@ -230,3 +232,24 @@ def test_xarray_summary():
     assert {n for n, s in p2p.items() if s != "PASSED"} == needs_cftime
     assert {p2p[n] for n in needs_cftime} == {logparse.MISSING}
     assert len(results) == 71  # "2 failed, 69 passed, 2 skipped"
+
+
+def test_pylint_summary_names_match_swebench():
+    # pylint-dev__pylint-4604 (pytest_options parser): the gold run passes all 21 FAIL_TO_PASS tests ...
+    record = instance("pylint-dev__pylint-4604")
+    gold = parsers.parse("pylint-dev/pylint", log("pylint_variables_rA.log"))
+    assert len(record["FAIL_TO_PASS"]) == 21 and len(gold) == 21
+    assert set(logparse.lookup(gold, record["FAIL_TO_PASS"]).values()) == {"PASSED"}
+    # ... the empty patch fails at collection (the test file imports a name only the fix adds): every test is
+    # missing, the module's collection error is the only result
+    empty = parsers.parse("pylint-dev/pylint", log("pylint_variables_collect_error.log"))
+    assert empty == {"tests/checkers/unittest_variables.py": "ERROR"}
+    assert set(logparse.lookup(empty, record["FAIL_TO_PASS"]).values()) == {logparse.MISSING}
+    # pylint-dev__pylint-4661: parametrized names and a class method among 51, from a two-line progress bar
+    record = instance("pylint-dev__pylint-4661")
+    lint = parsers.parse("pylint-dev/pylint", log("pylint_lint_rA.log"))
+    assert logparse.lookup(lint, record["FAIL_TO_PASS"]) == {"tests/lint/unittest_lint.py::test_pylint_home": "PASSED"}
+    assert lint["tests/lint/unittest_lint.py::test_one_arg[case4]"] == "PASSED"
+    assert lint["tests/lint/unittest_lint.py::TestPreprocessOptions::test_value_space"] == "PASSED"
+    assert len(lint) == 51
+
