@@ -195,6 +195,8 @@ def validate_one(task, repos: str, timeout: float | None) -> dict:
         empty_harness_s=round(empty.harness_seconds, 3), tests_s=round(d.get("tests", 0.0), 2),
         gold_durations=d, empty_durations=empty.durations,
     )
+    if getattr(gold, "notes", None):
+        row["notes"] = gold.notes  # what the local backend did differently from the harness
     if not gold.resolved:
         missing = missing_blobs(source, task.base_commit)
         row["why"] = gold.reason

@@ -125,3 +125,18 @@ def test_the_grading_sandbox_runs_an_env_made_from_another_interpreter(tmp_path,
         done = sb.run(f"{env.bin_dir}/python -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'", timeout=60)
     assert done.exit_code == 0, done.output
     assert done.output.strip().splitlines()[-1] == other
+
+
+def test_an_interpreter_root_has_the_c_headers_for_extension_builds(tmp_path):
+    import sysconfig
+
+    from expagent.tasks.runtime import Interpreter, make_root
+
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file():
+        pytest.skip("this interpreter has no C headers installed")
+    interp = Interpreter(sys.executable, "%d.%d.%d" % sys.version_info[:3])
+    bin_dir = make_root(tmp_path / "root", interp, paths=[], site_dirs=[], script_dirs=[])
+    probe = subprocess.run([str(bin_dir / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"],
+                           capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"})
+    include = Path(probe.stdout.strip())
+    assert str(include).startswith(str(tmp_path / "root")) and (include / "Python.h").is_file()
