@@ -140,3 +140,17 @@ def test_an_interpreter_root_has_the_c_headers_for_extension_builds(tmp_path):
                            capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"})
     include = Path(probe.stdout.strip())
     assert str(include).startswith(str(tmp_path / "root")) and (include / "Python.h").is_file()
+
+
+def test_grading_checkouts_go_where_expagent_grade_tmpdir_says(tmp_path, monkeypatch):
+    from expagent.tasks.grader import grade_tmpdir
+
+    monkeypatch.setenv("EXPAGENT_GRADE_TMPDIR", str(tmp_path))
+    assert grade_tmpdir() == str(tmp_path)
+    monkeypatch.setenv("EXPAGENT_GRADE_TMPDIR", "")
+    assert grade_tmpdir() is None  # empty: the system's temporary directory
+    monkeypatch.delenv("EXPAGENT_GRADE_TMPDIR")
+    chosen = grade_tmpdir()
+    assert chosen in (None, "/dev/shm")
+    if chosen:
+        assert os.statvfs(chosen).f_bavail * os.statvfs(chosen).f_frsize >= 2 << 30

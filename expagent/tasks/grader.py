@@ -110,10 +110,32 @@ def _open_sandbox(kind: str, source: Path, settings, base_commit: str, env, echo
 
     # the environment and its interpreter are host directories: exposed read-only, also when under /tmp
     # (bubblewrap gives the sandbox a private /tmp)
-    # $EXPAGENT_GRADE_TMPDIR (e.g. a tmpfs such as /dev/shm) holds the throwaway checkouts: on a slow disk their
-    # creation and removal are most of a grade's overhead
     return LocalSandbox(source, base_commit=base_commit, ro_paths=env.host_paths, warn=echo, network=network,
-                        root_dir=os.environ.get("EXPAGENT_GRADE_TMPDIR") or None)
+                        root_dir=grade_tmpdir())
+
+
+#: a tmpfs with at least this much free space holds the grading checkouts by default
+_TMPFS_MIN_FREE = 2 << 30
+
+
+def grade_tmpdir() -> str | None:
+    """Where the local backend makes its throwaway checkouts: ``$EXPAGENT_GRADE_TMPDIR`` when set (empty: the
+    system's temporary directory), else ``/dev/shm`` when it is a writable tmpfs with 2 GiB free. On a disk, their
+    creation and removal (thousands of files) are most of a grade's overhead; in memory they cost a fraction."""
+    chosen = os.environ.get("EXPAGENT_GRADE_TMPDIR")
+    if chosen is not None:
+        return chosen or None
+    shm = Path("/dev/shm")
+    try:
+        fs = os.statvfs(shm)
+        mounts = Path("/proc/mounts").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    tmpfs = any(line.split()[1:3] == [str(shm), "tmpfs"] for line in mounts if len(line.split()) > 2)
+    runnable = not fs.f_flag & getattr(os, "ST_NOEXEC", 8)  # the grade's interpreter copy must be executable
+    if tmpfs and runnable and os.access(shm, os.W_OK | os.X_OK) and fs.f_bavail * fs.f_frsize >= _TMPFS_MIN_FREE:
+        return str(shm)
+    return None
 
 
 #: files whose change means the project must be installed again (its dependencies or build may differ)
