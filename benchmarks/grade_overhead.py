@@ -9,7 +9,8 @@ Each configuration grades the empty patch of each instance ``--repeats`` times i
 imports, its own code on ``PYTHONPATH``) and records ``GradeResult.durations``; the overhead is the grade's total
 minus the test command (``harness_seconds``). ``--compare-with DIR`` measures the expagent code in DIR first (e.g.
 ``git archive <commit> expagent | tar -x -C DIR``): before/after come from one run under the same machine load.
-``--tmpdir DIR`` also measures this code with ``EXPAGENT_GRADE_TMPDIR=DIR`` (e.g. a tmpfs).
+``--tmpdir DIR`` also measures this code with ``EXPAGENT_GRADE_TMPDIR=DIR`` (``""``: the system's temporary
+directory, where the checkouts went before grades chose a tmpfs by default).
 
 Goal (issue 11): harness overhead per grade, excluding tests and builds, under 2 s (median).
 Writes benchmarks/results/grade_overhead.json and .md.
@@ -50,7 +51,7 @@ def measure(code: Path, tasks: str, repos: str, home: str, instances: list[str],
             tmpdir: str | None = None) -> list[dict]:
     env = {**os.environ, "PYTHONPATH": str(code), "EXPAGENT_HOME": home, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     env.pop("EXPAGENT_GRADE_TMPDIR", None)
-    if tmpdir:
+    if tmpdir is not None:
         env["EXPAGENT_GRADE_TMPDIR"] = tmpdir
     samples = []
     for _ in range(repeats):
@@ -92,7 +93,8 @@ def main() -> int:
     parser.add_argument("--instance", action="append", help=f"instances (default: {', '.join(DEFAULT_INSTANCES)})")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compare-with", type=Path, help="a tree with other expagent code, measured first (before)")
-    parser.add_argument("--tmpdir", help="also measure with EXPAGENT_GRADE_TMPDIR set to this directory")
+    parser.add_argument("--tmpdir", help="also measure with EXPAGENT_GRADE_TMPDIR set to this (\"\": the system's "
+                                         "temporary directory, i.e. the disk)")
     args = parser.parse_args()
     instances = args.instance or DEFAULT_INSTANCES
     configs: dict[str, dict] = {}
@@ -105,8 +107,8 @@ def main() -> int:
     configs["after"] = {"code": "this tree",
                         **summarize(measure(ROOT, args.tasks, args.repos, args.home, instances, args.repeats))}
     loads.append(load_average())
-    if args.tmpdir:
-        configs[f"after, EXPAGENT_GRADE_TMPDIR={args.tmpdir}"] = {
+    if args.tmpdir is not None:
+        configs[f"after, EXPAGENT_GRADE_TMPDIR='{args.tmpdir}'"] = {
             "code": "this tree", **summarize(measure(ROOT, args.tasks, args.repos, args.home, instances, args.repeats,
                                                      args.tmpdir))}
         loads.append(load_average())
