@@ -233,6 +233,57 @@ def test_candidate_edits_to_graded_tests_are_discarded_without_a_test_patch(tmp_
     assert grade(task, task.patch + cheat).resolved
 
 
+_EVAL_TEST = '''\
+import os
+from pathlib import Path
+
+
+def test_eval_commands_ran():
+    assert os.environ.get("EXPAGENT_EVAL_FLAG") == "on" and os.environ.get("EXPAGENT_EVAL_OTHER") == "two words"
+    assert Path("eval_marker.txt").read_text().strip() == "made"
+'''
+
+
+def test_eval_commands_set_the_environment_and_run_in_the_checkout(tmp_path, home, sandbox_kind):
+    # SWE-bench's eval_commands: exports become the run's environment, other commands run in the checkout first;
+    # on the local backend a locale the machine lacks falls back to C.UTF-8 and machine-level commands are skipped
+    env = _ENV + ('eval_commands = ["export EXPAGENT_EVAL_FLAG=on LC_ALL=xx_NOWHERE.UTF-8", '
+                  '"export EXPAGENT_EVAL_OTHER=\'two words\'", "echo made > eval_marker.txt", '
+                  '"echo probe > /etc/expagent-eval-probe"]\n')
+    root = make_suite(tmp_path / "gen", env, {"tests/test_eval.py": _EVAL_TEST})
+    record = json.loads((root / "tasks.jsonl").read_text())
+    record["PASS_TO_PASS"].append("tests/test_eval.py::test_eval_commands_ran")
+    (root / "tasks.jsonl").write_text(json.dumps(record) + "\n")
+    task = load_suite(root).task("gen__pkg-1")
+    gold = grade(task, task.patch, sandbox_kind=sandbox_kind)
+    assert gold.resolved, gold.reason
+    assert gold.pass_to_pass["tests/test_eval.py::test_eval_commands_ran"] == "PASSED"
+    log = Path(gold.log_path).read_text()
+    assert log.index("$ echo made > eval_marker.txt") < log.index("$ PYTEST_DISABLE_PLUGIN_AUTOLOAD=1")
+    if sandbox_kind == "local":
+        assert not Path("/etc/expagent-eval-probe").exists()
+        assert any("/etc/expagent-eval-probe" in n and "not run on the local backend" in n for n in gold.notes)
+        assert any(n.startswith("LC_ALL=xx_NOWHERE.UTF-8: that locale is not installed here") for n in gold.notes)
+
+
+def test_machine_level_recipe_steps_are_noted_not_run_on_the_local_backend(tmp_path, home):
+    from expagent.tasks.envs import ensure_env
+
+    env = _ENV.replace('install = ["python setup.py -q develop --no-deps"]',
+                       'install = ["python setup.py -q develop --no-deps"]\n'
+                       'pre_install = ["echo \'en_US UTF-8\' > /etc/expagent-locale-probe", "locale-gen en_US.UTF-8"]\n'
+                       'system_packages = ["graphviz"]')
+    task = load_suite(make_suite(tmp_path / "gen", env)).task("gen__pkg-1")
+    built = ensure_env(task)
+    assert not Path("/etc/expagent-locale-probe").exists()
+    log = (built.path / "build.log").read_text()
+    assert "note: not run on the local backend (it changes the machine, not the checkout): locale-gen en_US.UTF-8" in log
+    assert "apt-get packages are not installed on the local backend (it cannot apt-get): graphviz" in log
+    gold = grade(task, task.patch)
+    assert gold.resolved, gold.reason
+    assert "apt-get packages not installed on the local backend: graphviz" in gold.notes
+
+
 def test_graded_test_files_cover_pytest_and_django_names():
     from expagent.tasks.suite import Task
 

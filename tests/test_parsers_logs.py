@@ -9,7 +9,11 @@ optimizer writing to stderr); sympy at the base commit of sympy__sympy-23534 wit
 SWE-bench instances with their test patches applied (so FAIL_TO_PASS tests fail): flask (pallets__flask-5014,
 ``-rA`` and ``-v``), requests (psf__requests-6028, ``-rA``), xarray (pydata__xarray-7393, ``-rA``), seaborn (mwaskom__seaborn-3187, ``--no-header -rA``),
 sphinx (sphinx-doc__sphinx-11510: the command its tox.ini runs, ``pytest -rA --durations 25`` with
-``PYTEST_ADDOPTS=--color yes``, so the output is coloured as under tox). Summary sections were cut to the lines
+``PYTEST_ADDOPTS=--color yes``, so the output is coloured as under tox); pylint's grade logs from the grader's own
+runs of pylint-dev__pylint-4604 (gold and empty patch) and pylint-dev__pylint-4661 (gold), ``pytest -rA``, with the
+grading sandbox's paths replaced by ``/src`` and ``/sb/``; astropy's the same way, from the grader's empty-patch runs of
+astropy__astropy-7166 and astropy__astropy-7336 (``pytest -rA -vv -o console_output_style=classic``, pytest 3.3.1 on
+Python 3.6). Summary sections were cut to the lines
 the tests read (marked ``[...]``); machine paths were replaced by ``/src/``.
 
 Where a log covers a SWE-bench instance, every FAIL_TO_PASS and PASS_TO_PASS name of that instance
@@ -230,3 +234,48 @@ def test_xarray_summary():
     assert {n for n, s in p2p.items() if s != "PASSED"} == needs_cftime
     assert {p2p[n] for n in needs_cftime} == {logparse.MISSING}
     assert len(results) == 71  # "2 failed, 69 passed, 2 skipped"
+
+
+def test_pylint_summary_names_match_swebench():
+    # pylint-dev__pylint-4604 (pytest_options parser): the gold run passes all 21 FAIL_TO_PASS tests ...
+    record = instance("pylint-dev__pylint-4604")
+    gold = parsers.parse("pylint-dev/pylint", log("pylint_variables_rA.log"))
+    assert len(record["FAIL_TO_PASS"]) == 21 and len(gold) == 21
+    assert set(logparse.lookup(gold, record["FAIL_TO_PASS"]).values()) == {"PASSED"}
+    # ... the empty patch fails at collection (the test file imports a name only the fix adds): every test is
+    # missing, the module's collection error is the only result
+    empty = parsers.parse("pylint-dev/pylint", log("pylint_variables_collect_error.log"))
+    assert empty == {"tests/checkers/unittest_variables.py": "ERROR"}
+    assert set(logparse.lookup(empty, record["FAIL_TO_PASS"]).values()) == {logparse.MISSING}
+    # pylint-dev__pylint-4661: parametrized names and a class method among 51, from a two-line progress bar
+    record = instance("pylint-dev__pylint-4661")
+    lint = parsers.parse("pylint-dev/pylint", log("pylint_lint_rA.log"))
+    assert logparse.lookup(lint, record["FAIL_TO_PASS"]) == {"tests/lint/unittest_lint.py::test_pylint_home": "PASSED"}
+    assert lint["tests/lint/unittest_lint.py::test_one_arg[case4]"] == "PASSED"
+    assert lint["tests/lint/unittest_lint.py::TestPreprocessOptions::test_value_space"] == "PASSED"
+    assert len(lint) == 51
+
+
+
+def test_astropy_verbose_classic_lines():
+    # astropy__astropy-7166, empty patch: pytest 3.3 with -rA -vv and the classic console style prints no summary
+    # of passes, only `id STATUS` lines; astropy's header (versions, "Internet access disabled") precedes them
+    record = instance("astropy__astropy-7166")
+    results = parsers.parse("astropy/astropy", log("astropy_misc_empty_vv.log"))
+    assert logparse.lookup(results, record["FAIL_TO_PASS"]) == {
+        "astropy/utils/tests/test_misc.py::test_inherit_docstrings": "FAILED"}
+    assert set(logparse.lookup(results, record["PASS_TO_PASS"]).values()) == {"PASSED"}
+    assert results["astropy/utils/tests/test_misc.py::test_set_locale"] == "SKIPPED"
+    assert len(results) == 9  # "1 failed, 6 passed, 2 skipped"
+
+
+def test_astropy_parametrized_ids_in_verbose_lines():
+    # astropy__astropy-7336, empty patch (29 of its 339 passing lines kept, cut at "[...]"): parametrized ids
+    # such as `test_args3[solarx_unit0-solary_unit0]` are SWE-bench's PASS_TO_PASS names as printed
+    record = instance("astropy__astropy-7336")
+    results = parsers.parse("astropy/astropy", log("astropy_annotations_empty_vv.log"))
+    assert set(logparse.lookup(results, record["FAIL_TO_PASS"]).values()) == {"FAILED"}
+    covered = [n for n in record["PASS_TO_PASS"] if n in results]
+    assert len(covered) == 29 and len(results) == 30
+    assert any("[" in n for n in covered)
+    assert set(logparse.lookup(results, covered).values()) == {"PASSED"}

@@ -91,8 +91,8 @@ class LocalSandboxConfig:
             if path is None:
                 raise SandboxUnavailable(f"the local sandbox cannot run {type(task_env).__name__} environments "
                                          "(they live in a Docker image)")
-            # the environment is a host directory: read-only, also when it lies under /tmp (private in bwrap)
-            ro_paths.append(str(path))
+            # the environment and its interpreter are host directories: read-only, also under /tmp (private in bwrap)
+            ro_paths += [str(p) for p in getattr(task_env, "host_paths", [path])]
         return LocalSandbox(repo, base_commit=commit, setup=_setup(self.setup, setup, task_env),
                             network=self.network, warn=self.notice, ro_paths=ro_paths, settings=self.settings,
                             command_prefix=task_env.shell_prefix("{workdir}") if task_env is not None else "")

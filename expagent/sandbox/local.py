@@ -336,8 +336,11 @@ class LocalSandbox(Sandbox):
         limits: Limits | None = None,
         settings=None,
         warn=None,
+        root_dir: str | os.PathLike | None = None,
     ):
         self.repo_path = Path(repo_path).resolve()
+        # where the sandbox's directory (checkout, home, /tmp) is made; None: the system's temporary directory
+        self.root_dir = str(root_dir) if root_dir else None
         self.base_commit = base_commit or ""
         self.network = bool(settings.docker_network) if settings is not None and not network else network
         self.setup = list(setup or [])
@@ -365,7 +368,7 @@ class LocalSandbox(Sandbox):
             return
         requested = self.base_commit
         self.base_commit, self._objects = source_repo(self.repo_path, requested)
-        self.root = Path(tempfile.mkdtemp(prefix="expagent-sb-"))
+        self.root = Path(tempfile.mkdtemp(prefix="expagent-sb-", dir=self.root_dir))
         repo = self.root / "repo"
         for name in ("home", "tmp"):
             (self.root / name).mkdir()

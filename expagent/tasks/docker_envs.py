@@ -32,7 +32,7 @@ from typing import Callable
 
 from expagent import paths
 from expagent.errors import SandboxUnavailable
-from expagent.tasks.envs import EnvBuildError
+from expagent.tasks.envs import OLD_PIP_CHECK, EnvBuildError, pip_upgrade_args
 from expagent.tasks.suite import EnvRecipe
 
 ENV_ROOT = "/opt/expagent-env"
@@ -130,6 +130,12 @@ def _build_commands(recipe: EnvRecipe, conda_requirements: list[str] | None = No
     src = f"{ENV_ROOT}/src"
     venv = f"{ENV_ROOT}/venv"
     commands = [f"mkdir -p {ENV_ROOT} && cp -a /work/repo {src}"]
+    if recipe.system_packages:
+        # the spec's apt-get step, as the harness runs it in its images (an image without apt-get says so)
+        listed = " ".join(shlex.quote(p) for p in recipe.system_packages)
+        commands.append(f"if command -v apt-get >/dev/null; then export DEBIAN_FRONTEND=noninteractive; "
+                        f"apt-get update -qq && apt-get install -y -qq {listed}; "
+                        f"else echo 'note: the image has no apt-get; not installed: {listed}'; fi")
     if recipe.system_site_packages:
         # the image's own python environment (its first python3 on PATH) is made visible to the venv
         commands.append(
@@ -139,6 +145,9 @@ def _build_commands(recipe: EnvRecipe, conda_requirements: list[str] | None = No
         )
     else:
         commands.append(f"python3 -m venv {venv}")
+    # the same pip rule as the local backend (envs.MODERN_PIP): an old bundled pip is upgraded first
+    commands.append(f"if {venv}/bin/python -c {shlex.quote(OLD_PIP_CHECK)}; then "
+                    f"PIP_DISABLE_PIP_VERSION_CHECK=1 {venv}/bin/python {shlex.join(pip_upgrade_args(recipe.python))}; fi")
     activate = f"cd {src} && export VIRTUAL_ENV={venv} PATH={venv}/bin:\"$PATH\" PIP_DISABLE_PIP_VERSION_CHECK=1; "
     if recipe.constraints:
         lines = "\n".join(recipe.constraints)

@@ -36,11 +36,33 @@ from typing import Callable
 from expagent import paths
 from expagent.errors import ExpagentError
 from expagent.fsutil import atomic_write_json, locked  # noqa: F401  (locked: used here and by callers)
-from expagent.tasks.runtime import Interpreter, clean_environ, site_packages
+from expagent.tasks.runtime import Interpreter, clean_environ, site_packages, system_command
 from expagent.tasks.pythons import find_python
 from expagent.tasks.suite import EnvRecipe
 
 BUILD_COMMAND_TIMEOUT = 3600.0
+
+#: pip releases before this one ignore Requires-Python while resolving dependencies and cannot backtrack
+#: (20.3 made the backtracking resolver the default): a venv whose bundled pip is older (Python 3.6's 18.1)
+#: picks e.g. the newest trio for an old exceptiongroup pin and fails. SWE-bench's conda environments carry
+#: a current pip for their Python, so such a venv upgrades pip (and wheel, which conda's Python also has)
+#: to the newest release that supports its interpreter before installing anything. The bundled pip is a
+#: function of the interpreter version, which the recipe hash covers, so envs built with a newer bundled pip
+#: are unaffected and keep their hash.
+MODERN_PIP = (20, 3)
+#: exits 0 when the running interpreter's pip predates ``MODERN_PIP`` (also run inside Docker builds)
+OLD_PIP_CHECK = ("import sys, pip; v = tuple(int(p) for p in pip.__version__.split('.')[:2] if p.isdigit()); "
+                 f"print('pip', pip.__version__); sys.exit(0 if v < {MODERN_PIP!r} else 1)")
+#: the newest pip and wheel for interpreters that later releases dropped, as explicit bounds: an index or
+#: find-links directory without Requires-Python data (a local mirror) would otherwise offer such a pip the
+#: newest release, which it cannot see it does not support
+LAST_PIP = {"2.7": ("pip<21", "wheel<0.38"), "3.6": ("pip<22", "wheel<0.38"), "3.7": ("pip<24.1", "wheel<0.43")}
+
+
+def pip_upgrade_args(python_version: str) -> list[str]:
+    """``-m pip install --upgrade ...``: pip and wheel at their newest releases for ``python_version``."""
+    major_minor = ".".join(python_version.split(".")[:2])
+    return ["-m", "pip", "install", "--upgrade", *LAST_PIP.get(major_minor, ("pip", "wheel"))]
 
 
 class EnvBuildError(ExpagentError):
@@ -85,6 +107,13 @@ class Env:
     @property
     def interpreter(self) -> Interpreter:
         return Interpreter(self.python_exe or str(self.bin_dir / "python"), self.python_version)
+
+    @property
+    def host_paths(self) -> list[Path]:
+        """Host directories a sandbox must expose read-only to run this env: the env itself and the Python
+        installation it was made from (whose interpreter finds its libpython and standard library there)."""
+        prefix = Path(self.interpreter.exe).resolve().parent.parent
+        return [self.path, prefix] if prefix != self.path else [self.path]
 
     @property
     def site_dirs(self) -> list[Path]:
@@ -154,9 +183,42 @@ class Builder:
     def shell(self, command: str, cwd: Path) -> None:
         self.run(["bash", "-c", command], cwd, display=command)
 
+    def steps(self, commands: list[str], cwd: Path) -> None:
+        """The recipe's shell steps in ``cwd``; a step that changes the machine (``runtime.system_command``:
+        apt-get, locale-gen, a write under /etc) is not run on the host but noted in the log and echoed."""
+        for command in commands:
+            if system_command(command):
+                note = f"note: not run on the local backend (it changes the machine, not the checkout): {command}"
+                self.echo(f"  {note}")
+                self.log.write(f"\n{note}\n")
+                continue
+            self.shell(command, cwd)
+
     def checkout(self, source: Path, dest: Path, commit: str) -> None:
         self.run(["git", "clone", "--quiet", "--no-checkout", str(source), str(dest)], dest.parent)
         self.run(["git", "-C", str(dest), "checkout", "--quiet", "--detach", commit], dest.parent)
+        if (dest / ".gitmodules").is_file():
+            self._submodules(source, dest)
+
+    def _submodules(self, source: Path, dest: Path) -> None:
+        """Check out the submodules (e.g. astropy's ``astropy_helpers``) from local mirrors next to ``source``
+        (the ``--repos`` layout), as the harness gets them from GitHub; one missing here is noted and left to
+        the project's own build (which fetches it when it has the network)."""
+        from expagent.tasks.repos import submodule_mirror
+
+        listed = subprocess.run(["git", "-C", str(dest), "config", "-f", ".gitmodules", "--get-regexp",
+                                 r"^submodule\..*\.url$"], capture_output=True, text=True, env=self.environ)
+        for line in listed.stdout.splitlines():
+            key, _, url = line.partition(" ")
+            name = key[len("submodule."):-len(".url")]
+            mirror = submodule_mirror(source, url)
+            if mirror is None:
+                self.log.write(f"note: submodule {name} ({url}) has no local mirror next to {source}; "
+                               "the project's build must fetch it\n")
+                continue
+            self.run(["git", "-C", str(dest), "config", f"submodule.{name}.url", str(mirror)], dest)
+            self.run(["git", "-C", str(dest), "-c", "protocol.file.allow=always", "submodule", "update",
+                      "--init", "--quiet", "--", name], dest)
 
     def close(self) -> None:
         self.log.close()
@@ -247,7 +309,10 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
         if recipe.constraints:
             (path / "constraints.txt").write_text("\n".join(recipe.constraints) + "\n", encoding="utf-8")
         if recipe.system_packages:
-            builder.log.write(f"note: recipe needs system packages (not installed): {' '.join(recipe.system_packages)}\n")
+            note = (f"note: the recipe's apt-get packages are not installed on the local backend (it cannot apt-get): "
+                    f"{' '.join(recipe.system_packages)}")
+            echo(f"  {note}")
+            builder.log.write(note + "\n")
         venv_args = [python_exe, "-m", "venv"]
         if recipe.system_site_packages:
             # pip, when needed, is reached through the host interpreter's site-packages
@@ -255,6 +320,8 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
         elif not _needs_pip(recipe):
             venv_args.append("--without-pip")
         builder.run([*venv_args, str(path / "venv")], path)
+        if "--without-pip" not in venv_args:
+            _upgrade_old_pip(builder, path, python_version)
         builder.checkout(source, path / "src", env_commit)
         pip = [str(path / "venv" / "bin" / "python"), "-m", "pip", "install"]
         if recipe.bootstrap:
@@ -273,8 +340,7 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
             builder.run([*pip, *recipe.packages], path / "src")
         if recipe.pip_packages:
             builder.run([*pip, *recipe.pip_packages], path / "src")
-        for command in [*recipe.pre_install, *recipe.install]:
-            builder.shell(command, path / "src")
+        builder.steps([*recipe.pre_install, *recipe.install], path / "src")
     seconds = time.monotonic() - started
     atomic_write_json(path / "env.json", {
         "key": key,
@@ -288,6 +354,20 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
     })
     return Env(path=path, key=key, recipe=recipe, python_version=python_version, build_seconds=seconds, cached=False,
                python_exe=python_exe)
+
+
+def _upgrade_old_pip(builder: "Builder", path: Path, python_version: str) -> None:
+    """Upgrade the venv's pip when it predates ``MODERN_PIP`` (a recorded build step; see ``MODERN_PIP``)."""
+    python = str(path / "venv" / "bin" / "python")
+    probe = subprocess.run([python, "-c", OLD_PIP_CHECK], env=builder.environ, capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=120)
+    found = probe.stdout.strip() or "pip (version unknown)"
+    if probe.returncode != 0:
+        return
+    builder.log.write(f"note: the venv's {found} predates pip {'.'.join(map(str, MODERN_PIP))} (it ignores "
+                      "Requires-Python and cannot backtrack); upgrading pip and wheel to the newest releases "
+                      "for this interpreter, as SWE-bench's conda environments have\n")
+    builder.run([python, *pip_upgrade_args(python_version)], path)
 
 
 def _requirement_name(line: str) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import os
 import re
 import shlex
 import time
@@ -60,6 +61,8 @@ class GradeResult:
     timed_out: bool = False
     sandbox: str = "local"
     environment: str = ""  # the env directory (local) or image (docker) the tests ran in
+    # what this backend did differently from the harness, and eval commands that failed (the harness goes on too)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,9 +108,34 @@ def _open_sandbox(kind: str, source: Path, settings, base_commit: str, env, echo
                              setup=env.setup_commands())
     from expagent.sandbox.local import LocalSandbox
 
-    # the environment is a host directory: expose it read-only, also when it lies under /tmp (bubblewrap gives
-    # the sandbox a private /tmp)
-    return LocalSandbox(source, base_commit=base_commit, ro_paths=[env.path], warn=echo, network=network)
+    # the environment and its interpreter are host directories: exposed read-only, also when under /tmp
+    # (bubblewrap gives the sandbox a private /tmp)
+    return LocalSandbox(source, base_commit=base_commit, ro_paths=env.host_paths, warn=echo, network=network,
+                        root_dir=grade_tmpdir())
+
+
+#: a tmpfs with at least this much free space holds the grading checkouts by default
+_TMPFS_MIN_FREE = 2 << 30
+
+
+def grade_tmpdir() -> str | None:
+    """Where the local backend makes its throwaway checkouts: ``$EXPAGENT_GRADE_TMPDIR`` when set (empty: the
+    system's temporary directory), else ``/dev/shm`` when it is a writable tmpfs with 2 GiB free. On a disk, their
+    creation and removal (thousands of files) are most of a grade's overhead; in memory they cost a fraction."""
+    chosen = os.environ.get("EXPAGENT_GRADE_TMPDIR")
+    if chosen is not None:
+        return chosen or None
+    shm = Path("/dev/shm")
+    try:
+        fs = os.statvfs(shm)
+        mounts = Path("/proc/mounts").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    tmpfs = any(line.split()[1:3] == [str(shm), "tmpfs"] for line in mounts if len(line.split()) > 2)
+    runnable = not fs.f_flag & getattr(os, "ST_NOEXEC", 8)  # the grade's interpreter copy must be executable
+    if tmpfs and runnable and os.access(shm, os.W_OK | os.X_OK) and fs.f_bavail * fs.f_frsize >= _TMPFS_MIN_FREE:
+        return str(shm)
+    return None
 
 
 #: files whose change means the project must be installed again (its dependencies or build may differ)
@@ -175,7 +203,56 @@ def _restore_and_apply_tests(sb, task, cwd: str | None = None) -> tuple[bool, st
     return True, ""
 
 
-def _local_runtime(sb, env, overlay, reinstall: bool = False) -> str:
+def _eval_steps(recipe, local: bool) -> tuple[dict[str, str], list[str], list[str]]:
+    """The recipe's ``eval_commands`` for this backend: ``(exports, commands to run, notes)``. On the local backend
+    a locale the machine lacks falls back to C.UTF-8, and commands that change the machine are not run."""
+    from expagent.tasks.runtime import eval_setup, host_locale_exports, system_command
+
+    setup = eval_setup(recipe.eval_commands)
+    exports, notes, commands = dict(setup.exports), [], list(setup.commands)
+    if local:
+        exports, notes = host_locale_exports(exports)
+        skipped = [c for c in commands if system_command(c)]
+        notes += [f"eval command not run on the local backend (it changes the machine): {c}" for c in skipped]
+        commands = [c for c in commands if c not in skipped]
+        if recipe.system_packages:
+            notes.append(f"apt-get packages not installed on the local backend: {' '.join(recipe.system_packages)}")
+    return exports, commands, notes
+
+
+def _run_eval_commands(sb, prefix: str, commands: list[str], cwd: str | None, notes: list[str]) -> str:
+    """Run ``commands`` in the checkout before the tests; their transcript (for the test log)."""
+    transcript = []
+    for command in commands:
+        done = sb.run(prefix + command, timeout=300, cwd=cwd)
+        transcript.append(f"$ {command}\n{done.output}[exit {done.exit_code}]\n")
+        if done.exit_code != 0:
+            notes.append(f"eval command exited {done.exit_code}: {command}: {_tail(done.output, 1)}")
+    return "".join(transcript)
+
+
+def _unpack_generated(sb, tar_path: Path) -> None:
+    """Copy the install's generated files into the checkout: in place when the checkout is a host directory (no
+    sandboxed process needed for our own archive), else with ``tar`` inside the sandbox."""
+    import tarfile
+
+    host = sb.host_workdir
+    if host is not None:
+        try:
+            with tarfile.open(tar_path) as tar:
+                # the "data" filter refuses links and paths that leave the checkout; those go through the sandbox
+                tar.extractall(host, filter="data")
+            return
+        except tarfile.FilterError:
+            pass
+        except (OSError, tarfile.TarError) as exc:
+            raise ExpagentError(f"cannot copy the installed files into the checkout: {exc}") from None
+    unpacked = sb.run(f"tar -xf {shlex.quote(str(tar_path))}", timeout=300)
+    if unpacked.exit_code != 0:
+        raise ExpagentError(f"cannot copy the installed files into the checkout: {_tail(unpacked.output)}")
+
+
+def _local_runtime(sb, env, overlay, reinstall: bool = False, exports: dict[str, str] | None = None) -> str:
     """The shell prefix for the test command: a per-grade interpreter root (the checkout first on its path,
     then the overlay's and the environment's packages) and an explicit environment."""
     from expagent.tasks.envs import EnvBuildError
@@ -190,7 +267,7 @@ def _local_runtime(sb, env, overlay, reinstall: bool = False) -> str:
         site_dirs, scripts = env.site_dirs, [env.bin_dir]
     bin_dir = make_root(Path(sb.root) / "python", env.interpreter, paths=paths, site_dirs=site_dirs,
                         script_dirs=scripts)
-    prefix = clean_shell_prefix([str(bin_dir)], {"PYTHONNOUSERSITE": "1"})
+    prefix = clean_shell_prefix([str(bin_dir)], {"PYTHONNOUSERSITE": "1", **(exports or {})})
     if reinstall:
         # the candidate changed how the project is built or what it needs: install it again, into this grade's
         # root (never the cached overlay or env), as the harness re-runs the install with the patch applied
@@ -301,9 +378,7 @@ def grade(
                                     f"{_tail(setup.output)}")
         if overlay is not None and overlay.generated.is_file():
             # the files the install at base_commit generated (e.g. a setuptools_scm _version.py), as in the harness
-            unpacked = sb.run(f"tar -xf {shlex.quote(str(overlay.generated))}", timeout=300)
-            if unpacked.exit_code != 0:
-                raise ExpagentError(f"cannot copy the installed files into the checkout: {_tail(unpacked.output)}")
+            _unpack_generated(sb, overlay.generated)
         durations["checkout"] = time.monotonic() - t
         t = time.monotonic()
         if patch_text.strip():
@@ -318,8 +393,12 @@ def grade(
         command = test_command(recipe, task.test_files)
         run_timeout = float(timeout if timeout is not None else recipe.timeout)
         t = time.monotonic()
-        prefix = (_local_runtime(sb, env, overlay, reinstall) if sandbox_kind == "local"
-                  else env.shell_prefix(sb.workdir))
+        exports, eval_commands, notes = _eval_steps(recipe, sandbox_kind == "local")
+        if sandbox_kind == "local":
+            prefix = _local_runtime(sb, env, overlay, reinstall, exports)
+        else:
+            prefix = env.shell_prefix(sb.workdir) + "".join(f"export {k}={shlex.quote(v)}; " for k, v in exports.items())
+        eval_log = _run_eval_commands(sb, prefix, eval_commands, cwd, notes)
         durations["reinstall" if reinstall else "runtime"] = time.monotonic() - t
         t = time.monotonic()
         run = sb.run(prefix + command, timeout=run_timeout, cwd=cwd)
@@ -327,7 +406,7 @@ def grade(
         t = time.monotonic()
     durations["cleanup"] = time.monotonic() - t
     t = time.monotonic()
-    atomic_write_text(log_path, f"$ {command}\n{run.output}\n[exit {run.exit_code}]\n")
+    atomic_write_text(log_path, f"{eval_log}$ {command}\n{run.output}\n[exit {run.exit_code}]\n")
     results = parser(run.output)
     f2p, p2p, failing = evaluate(task, results)
     if run.timed_out:
@@ -349,4 +428,5 @@ def grade(
         pass_to_pass=p2p,
         test_exit_code=run.exit_code,
         timed_out=run.timed_out,
+        notes=notes,
     )

@@ -119,8 +119,7 @@ def _build_overlay(env, source: Path, base_commit: str, path: Path, echo) -> Ove
     src = path / "src"
     with build_steps(builder, path, f"the install of {source.name} at {base_commit[:12]}"):
         builder.checkout(source, src, base_commit)
-        for command in [*recipe.pre_install, *recipe.install]:
-            builder.shell(command, src)
+        builder.steps([*recipe.pre_install, *recipe.install], src)
         generated = _generated_files(src)
         with tarfile.open(path / "generated.tar", "w") as tar:
             for name in generated:

@@ -62,6 +62,23 @@ def _from_repos_dir(repo: str, repos_dir: Path) -> Path | None:
     return None
 
 
+def submodule_mirror(source: Path, url: str) -> Path | None:
+    """A local repository for the submodule at ``url`` (``https://github.com/<owner>/<name>``), looked up in the
+    directory that holds ``source`` (the ``--repos`` layout) and in ``$EXPAGENT_REPOS``; ``None`` when absent."""
+    match = re.match(r"^(?:https?://|git@)github\.com[/:]([\w.-]+)/([\w.-]+?)(?:\.git)?/?$", url.strip())
+    if not match:
+        return None
+    source = Path(source).resolve()
+    dirs = [source.parent.parent if source.name == "repo" else source.parent]
+    if os.environ.get("EXPAGENT_REPOS"):
+        dirs.append(Path(os.environ["EXPAGENT_REPOS"]))
+    for directory in dirs:
+        found = _from_repos_dir(f"{match.group(1)}/{match.group(2)}", directory)
+        if found is not None and found != source:
+            return found
+    return None
+
+
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", text)
 

@@ -6,7 +6,9 @@ Split from ``overlays`` so that ``envs`` (which builds environments with this ex
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -54,6 +56,71 @@ def clean_shell_prefix(path_dirs: list[str], extra: dict[str, str] | None = None
     )
 
 
+# -- the spec's eval_commands and machine-level steps ------------------------------------------------------------
+
+#: a command that changes the machine rather than the checkout: a package manager, locale generation, or a write
+#: to a system directory. SWE-bench runs these in its containers; the local backend cannot (and must not) run them
+#: on the host, so it skips them with a note; the Docker backend runs them.
+_SYSTEM_COMMAND = re.compile(r"(^|[;&|(]\s*)(sudo\s+)?(apt-get|apt|dpkg|yum|apk|locale-gen|update-locale)\b|"
+                             r"(>|\s)/(etc|usr|var|opt|root|lib|bin|sbin)/")
+_EXPORT_ITEM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+_LOCALE_VARS = {"LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "LC_COLLATE", "LC_NUMERIC", "LC_TIME"}
+
+
+def system_command(command: str) -> bool:
+    return bool(_SYSTEM_COMMAND.search(command))
+
+
+@dataclass(frozen=True)
+class EvalSetup:
+    """The spec's ``eval_commands`` as the harness applies them: ``export NAME=VALUE`` lines become the test run's
+    explicit environment, every other command runs in the checkout before the tests."""
+
+    exports: dict[str, str]
+    commands: list[str]
+
+
+def eval_setup(commands: list[str]) -> EvalSetup:
+    exports: dict[str, str] = {}
+    others: list[str] = []
+    for command in commands:
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            words = []
+        plain = not re.search(r"[$`;&|<>()]", command)
+        if plain and len(words) > 1 and words[0] == "export" and all(_EXPORT_ITEM.match(w) for w in words[1:]):
+            exports.update(w.split("=", 1) for w in words[1:])
+        else:
+            others.append(command)
+    return EvalSetup(exports, others)
+
+
+@functools.cache
+def available_locales() -> frozenset[str]:
+    """This machine's locales (``locale -a``), normalized (``en_us.utf8``)."""
+    try:
+        out = subprocess.run(["locale", "-a"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset({"c", "posix", "c.utf8"})
+    return frozenset(_normal_locale(line) for line in out.split())
+
+
+def _normal_locale(name: str) -> str:
+    return name.strip().lower().replace("utf-8", "utf8")
+
+
+def host_locale_exports(exports: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """``exports`` for a run on this machine: a locale it lacks becomes ``C.UTF-8`` (same encoding; the harness
+    generates the locale in its image, which the local backend cannot do), with a note saying so."""
+    out, notes = dict(exports), []
+    for name, value in exports.items():
+        if name in _LOCALE_VARS and value and _normal_locale(value) not in available_locales():
+            out[name] = FIXED_VARS["LANG"]
+            notes.append(f"{name}={value}: that locale is not installed here; the run uses {FIXED_VARS['LANG']}")
+    return out, notes
+
+
 # -- interpreter roots ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -99,6 +166,10 @@ def make_root(dest: Path, interp: Interpreter, *, paths: list[str], site_dirs: l
         if entry.name != "site-packages":
             os.symlink(entry, lib / entry.name)
     real = Path(interp.exe).resolve()
+    # the C headers, for an install that compiles extensions (astropy): distutils looks under sys.prefix
+    include = real.parent.parent / "include"
+    if include.is_dir() and not (dest / "include").exists():
+        os.symlink(include, dest / "include")
     shutil.copy2(real, bin_dir / f"python{mm}")
     for alias in ("python", "python3"):
         os.symlink(f"python{mm}", bin_dir / alias)

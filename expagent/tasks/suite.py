@@ -88,6 +88,9 @@ class EnvRecipe:
     system_site_packages: bool = False
     # shell commands run in every fresh test checkout before the patches (e.g. SWE-bench's seds on tox.ini)
     checkout_setup: list[str] = field(default_factory=list)
+    # SWE-bench's eval_commands: ``export`` lines set the test run's environment, the rest run in the checkout
+    # before the tests (``runtime.eval_setup``)
+    eval_commands: list[str] = field(default_factory=list)
     # how tests run: ``{tests}`` is replaced by the test files of the test patch (appended when absent)
     test_cmd: str = "python -m pytest -rA -p no:cacheprovider"
     parser: str = "pytest"

@@ -92,6 +92,7 @@ def recipe_values(repo: str, version: str) -> dict[str, Any] | None:
     values["checkout_setup"] = [c for c in pre_install if c.startswith(("sed ", "grep -q "))]
     values["system_packages"] = system_packages
     values["install"] = [spec["install"]] if spec.get("install") else []
+    values["eval_commands"] = list(spec.get("eval_commands") or [])
     if spec.get("test_cmd"):
         test_cmd = spec["test_cmd"]
         values["test_cmd"] = " ".join(test_cmd) if isinstance(test_cmd, list) else test_cmd
