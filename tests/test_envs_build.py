@@ -136,10 +136,12 @@ def test_an_interpreter_root_has_the_c_headers_for_extension_builds(tmp_path):
         pytest.skip("this interpreter has no C headers installed")
     interp = Interpreter(sys.executable, "%d.%d.%d" % sys.version_info[:3])
     bin_dir = make_root(tmp_path / "root", interp, paths=[], site_dirs=[], script_dirs=[])
-    probe = subprocess.run([str(bin_dir / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"],
+    probe = subprocess.run([str(bin_dir / "python"), "-c",
+                            "import sys, sysconfig; print(sys.prefix); print(sysconfig.get_paths()['include'])"],
                            capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"})
-    include = Path(probe.stdout.strip())
-    assert str(include).startswith(str(tmp_path / "root")) and (include / "Python.h").is_file()
+    prefix, include = probe.stdout.split()
+    assert prefix == str(tmp_path / "root")  # the root is the interpreter's prefix (installs land there) ...
+    assert (Path(include) / "Python.h").is_file()  # ... and an extension build finds the headers
 
 
 def test_grading_checkouts_go_where_expagent_grade_tmpdir_says(tmp_path, monkeypatch):
@@ -154,3 +156,17 @@ def test_grading_checkouts_go_where_expagent_grade_tmpdir_says(tmp_path, monkeyp
     assert chosen in (None, "/dev/shm")
     if chosen:
         assert os.statvfs(chosen).f_bavail * os.statvfs(chosen).f_frsize >= 2 << 30
+
+
+def test_an_interpreter_root_keeps_the_standard_library_where_it_really_is(tmp_path):
+    """Code that resolves a module's real path to decide whether it is standard (astroid's is_standard_module,
+    SWE-bench astroid-1333) must see the installation's standard library, not the root's links to it."""
+    from expagent.tasks.runtime import Interpreter, make_root
+
+    interp = Interpreter(sys.executable, "%d.%d.%d" % sys.version_info[:3])
+    bin_dir = make_root(tmp_path / "root", interp, paths=[], site_dirs=[], script_dirs=[])
+    code = ("import os, sysconfig, hashlib; std = os.path.realpath(sysconfig.get_paths()['stdlib']); "
+            "print(os.path.realpath(hashlib.__file__).startswith(std + os.sep))")
+    probe = subprocess.run([str(bin_dir / "python"), "-c", code], capture_output=True, text=True, check=True,
+                           env={"PATH": "/usr/bin:/bin"})
+    assert probe.stdout.strip() == "True"

@@ -171,6 +171,12 @@ def make_root(dest: Path, interp: Interpreter, *, paths: list[str], site_dirs: l
     if include.is_dir() and not (dest / "include").exists():
         os.symlink(include, dest / "include")
     shutil.copy2(real, bin_dir / f"python{mm}")
+    if interp.major_minor != "2.7":
+        # a venv marker naming the real installation: the standard library is then the installation's own
+        # directory, not these links, so code that resolves a module's real path to decide whether it is in the
+        # standard library (astroid's is_standard_module) still answers yes; the root's site-packages stays ours
+        (dest / "pyvenv.cfg").write_text(f"home = {real.parent}\ninclude-system-site-packages = false\n"
+                                         f"version = {interp.version}\n", encoding="utf-8")
     for alias in ("python", "python3"):
         os.symlink(f"python{mm}", bin_dir / alias)
     python = str(bin_dir / "python")
