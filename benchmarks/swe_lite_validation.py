@@ -39,14 +39,7 @@ NAME = "swe_lite_validation"
 #: a repository whose snapshot exceeds what can be brought into this workspace (534 MB; the limit is 500 MB)
 TOO_LARGE = {"pyvista/pyvista"}
 #: failures diagnosed by hand whose text matches no cause pattern: instance -> (cause, evidence)
-DIAGNOSED = {
-    "pylint-dev__astroid-1333": (
-        "harness: stdlib reached through the interpreter root's links",
-        "astroid 2.10's is_standard_module('hashlib') compares the module's realpath (the base interpreter's "
-        "lib/python3.9) with sysconfig's stdlib (the per-grade interpreter root, whose lib/python3.9 entries are "
-        "symlinks), so it answers False; with a pyvenv.cfg in the root (home = the base interpreter's bin) gold "
-        "resolves and empty does not"),
-}
+DIAGNOSED: dict[str, tuple[str, str]] = {}
 
 
 def _median(values):
