@@ -170,3 +170,24 @@ def test_an_interpreter_root_keeps_the_standard_library_where_it_really_is(tmp_p
     probe = subprocess.run([str(bin_dir / "python"), "-c", code], capture_output=True, text=True, check=True,
                            env={"PATH": "/usr/bin:/bin"})
     assert probe.stdout.strip() == "True"
+
+
+def test_an_install_in_the_grading_sandbox_gets_the_index_settings_but_never_credentials(monkeypatch):
+    """A candidate patch that changes the build is installed again inside the grading sandbox, where its own
+    build code runs: it gets the machine's index, proxy and CA bundle (pylint-4661's reinstall failed on the
+    proxy's certificate without them), never a variable that carries a user or a password."""
+    from expagent.tasks.runtime import build_exports
+
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "HTTPS_PROXY", "PIP_CERT", "PIP_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "file:///opt/pypi/simple https://tok3n@private.example/simple")
+    monkeypatch.setenv("PIP_INDEX_URL", "https://pypi.org/simple")
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:pa55@proxy.example:3128")
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/root/.config/pip/pip.conf")
+    got = build_exports()
+    assert got["PIP_CERT"] == "/etc/ssl/certs/ca-certificates.crt"
+    assert got["PIP_INDEX_URL"] == "https://pypi.org/simple"
+    assert "PIP_EXTRA_INDEX_URL" not in got and "HTTPS_PROXY" not in got  # they carry credentials
+    assert "PIP_CONFIG_FILE" not in got  # a config file may hold them too
+    assert not any("tok3n" in v or "pa55" in v for v in got.values())

@@ -257,6 +257,7 @@ def _local_runtime(sb, env, overlay, reinstall: bool = False, exports: dict[str,
     then the overlay's and the environment's packages) and an explicit environment."""
     from expagent.tasks.envs import EnvBuildError
     from expagent.tasks.overlays import INSTALL_MARKER, clean_shell_prefix, make_root, site_packages
+    from expagent.tasks.runtime import build_exports
 
     checkout = Path(sb.workdir)
     paths = [str(checkout / "src")] if (checkout / "src").is_dir() else []
@@ -271,8 +272,11 @@ def _local_runtime(sb, env, overlay, reinstall: bool = False, exports: dict[str,
     if reinstall:
         # the candidate changed how the project is built or what it needs: install it again, into this grade's
         # root (never the cached overlay or env), as the harness re-runs the install with the patch applied
+        # with the package index, proxy and CA bundle of the machine (none that carries credentials), as the
+        # environment's own build had them
+        build = "".join(f"export {k}={shlex.quote(v)}; " for k, v in build_exports().items())
         for command in env.recipe.install:
-            done = sb.run(f"{prefix}export {INSTALL_MARKER}=1; {command}", timeout=1800)
+            done = sb.run(f"{prefix}{build}export {INSTALL_MARKER}=1; {command}", timeout=1800)
             if done.exit_code != 0:
                 raise EnvBuildError(f"the install with the candidate patch applied failed: `{command}` exited "
                                     f"{done.exit_code}: {_tail(done.output)}")

@@ -46,6 +46,26 @@ def clean_environ(path_dirs: list[str], *, build: bool = False, extra: dict[str,
     return env
 
 
+def build_exports() -> dict[str, str]:
+    """The build variables (package index, proxy, CA bundle: :data:`BUILD_VARS`) for an install that runs inside a
+    grading sandbox, where a candidate patch's own build code runs too: none that carries credentials (a URL with a
+    user or password, e.g. a private index token), so those never reach code the agent wrote."""
+    from urllib.parse import urlsplit
+
+    def has_credentials(value: str) -> bool:
+        for part in value.replace(",", " ").split():
+            try:
+                url = urlsplit(part)
+            except ValueError:
+                return True
+            if url.username or url.password:
+                return True
+        return False
+
+    return {name: os.environ[name] for name in BUILD_VARS
+            if name in os.environ and name != "PIP_CONFIG_FILE" and not has_credentials(os.environ[name])}
+
+
 def clean_shell_prefix(path_dirs: list[str], extra: dict[str, str] | None = None) -> str:
     """Shell text that drops every exported variable but the allowlisted ones, then sets the run's own."""
     keep = "|".join(PASSED_VARS)
