@@ -167,6 +167,15 @@ def merge(parts: list[str], notes: list[str], chosen, drop_notes: tuple[str, ...
     return 0
 
 
+def overlay_build_seconds(env_path: Path, base_commit: str) -> float | None:
+    """How long the install at ``base_commit`` took when it was built (an earlier run; this one reused it)."""
+    meta = Path(env_path) / "base" / base_commit / "overlay.json"
+    try:
+        return json.loads(meta.read_text(encoding="utf-8")).get("build_seconds")
+    except (OSError, ValueError):
+        return None
+
+
 def validate_one(task, repos: str, timeout: float | None) -> dict:
     from expagent.errors import ExpagentError
     from expagent.tasks.envs import ensure_env
@@ -196,7 +205,8 @@ def validate_one(task, repos: str, timeout: float | None) -> dict:
     d = gold.durations
     row.update(
         status="graded", cause="", gold=gold.resolved, empty=empty.resolved, ok=gold.resolved and not empty.resolved,
-        install_first_s=d.get("install_build"), harness_s=round(gold.harness_seconds, 3),
+        install_first_s=d.get("install_build", overlay_build_seconds(env.path, task.base_commit)),
+        harness_s=round(gold.harness_seconds, 3),
         empty_harness_s=round(empty.harness_seconds, 3), tests_s=round(d.get("tests", 0.0), 2),
         gold_durations=d, empty_durations=empty.durations,
     )
