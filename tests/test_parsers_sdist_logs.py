@@ -1,0 +1,57 @@
+"""Parsers on real logs of the SWE-bench instances graded on sdist reconstructions (benchmarks/swe_sdist_validation.py).
+
+How the logs were made (outside the repository, never committed): each instance's base state rebuilt from its
+PyPI sdist (``expagent.tasks.sdist_base``), its environment built from the instance's SWE-bench spec, and the
+grader's own test command run with the empty patch (so FAIL_TO_PASS tests fail) or the gold patch:
+
+- ``django_sdist_pagination_v36.log``: django__django-9296 on Django-3.1.tar.gz, empty patch, Python 3.6,
+  ``./tests/runtests.py --verbosity 2 --settings=test_sqlite --parallel 1 pagination.tests`` (whole log);
+- ``django_sdist_migrations_v36.log``: django__django-7530 on Django-1.11.tar.gz, empty patch, Python 3.6,
+  ``... migrations.test_commands`` (the database set-up before ``Running migrations:`` cut, marked ``[...]``);
+- ``matplotlib_sdist_*.log`` and ``sklearn_sdist_*.log``: ``pytest -rA`` on the test patch's file (see each test).
+
+Sandbox paths were replaced by ``/src/``. Every FAIL_TO_PASS and PASS_TO_PASS name of the instance is looked up
+as the grader does (from ``../shared/data/swe-verified-dev-407.jsonl``).
+"""
+
+from __future__ import annotations
+
+from expagent.tasks import parsers
+from expagent.tasks import patches
+
+from test_parsers_logs import instance, log, statuses
+
+
+def test_django_pagination_every_record_name_is_found_and_the_fail_to_pass_test_errors():
+    record = instance("django__django-9296")
+    text = log("django_sdist_pagination_v36.log")
+    got = statuses("django/django", text, record["FAIL_TO_PASS"] + record["PASS_TO_PASS"])
+    assert got == {"test_paginator_iteration (pagination.tests.PaginationTests)": "ERROR",
+                   **{name: "PASSED" for name in record["PASS_TO_PASS"]}}
+    # a test with a docstring is named by the docstring's first line, as the record names it
+    assert got["Paginator.get_page() with an empty object_list."] == "PASSED"
+    assert len(parsers.parse("django/django", text)) == 21
+
+
+def test_django_migrate_progress_glued_to_a_test_line_is_not_part_of_its_name():
+    # "  Applying sites.0002_alter_domain_unique...test_failing_migration (...) ... ok": migrate's progress,
+    # left unterminated, ends where the next test's line starts
+    results = parsers.parse("django/django", log("django_sdist_migrations_v36.log"))
+    assert results["test_failing_migration (migrations.test_commands.MakeMigrationsTests)"] == "PASSED"
+    assert not [name for name in results if "Applying" in name]
+    # the test the gold patch fixes (the record's FAIL_TO_PASS names another one, see docs/tasks.md)
+    assert results["test_makemigrations_consistency_checks_respect_routers "
+                   "(migrations.test_commands.MakeMigrationsTests)"] == "ERROR"
+    record = instance("django__django-7530")
+    got = statuses("django/django", log("django_sdist_migrations_v36.log"),
+                   record["FAIL_TO_PASS"] + record["PASS_TO_PASS"])
+    assert got == {name: "PASSED" for name in record["FAIL_TO_PASS"] + record["PASS_TO_PASS"]}
+
+
+def test_django_test_directives_are_runtests_module_labels():
+    for instance_id, labels in (("django__django-9296", ["pagination.tests"]),
+                                ("django__django-7530", ["migrations.test_commands"]),
+                                ("django__django-10097", [])):  # only .txt data: the whole suite runs
+        assert patches.test_directives(instance(instance_id)["test_patch"], "django/django") == labels
+    record = instance("matplotlib__matplotlib-13989")
+    assert patches.test_directives(record["test_patch"], record["repo"]) == ["lib/matplotlib/tests/test_axes.py"]
