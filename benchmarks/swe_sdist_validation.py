@@ -146,8 +146,29 @@ def run_one(task, repos: Path, timeout: float | None, sdist_python: str = sys.ex
     note = rec.note + (f"; {deviation}" if deviation else "")
     result.update(note=note, sdist=rec.archive, sdist_mode=rec.mode, reconstructed_base=rec.base_commit,
                   real_base=task.base_commit, reconstruct_s=rebuilt_s)
+    if result.get("status") == "graded":
+        result["changed_tests"] = changed_tests(task)
+        if result.get("cause") == "empty resolves" and result["changed_tests"]:
+            result["why"] += ("; the record's FAIL_TO_PASS passes without the fix here; tests that do change from "
+                              "empty to gold: " + ", ".join(result["changed_tests"]))
     result["why"] = f"[{note}] {result.get('why') or ''}".strip()
     return result
+
+
+def changed_tests(task, limit: int = 8) -> list[str]:
+    """The tests whose status differs between the gold grade and the empty one (the last two kept logs of the
+    instance, in that order: validate_one grades gold first), as ``name: EMPTY->GOLD``."""
+    from expagent import paths
+    from expagent.tasks import parsers
+
+    dirs = sorted((paths.cache_dir() / "grades").glob(f"{task.instance_id}-*/test_output.txt"),
+                  key=lambda p: p.stat().st_mtime)[-2:]
+    if len(dirs) < 2:
+        return []
+    gold, empty = (parsers.parse(task.repo, p.read_text(errors="replace")) for p in dirs)
+    changed = [f"{name}: {empty.get(name, 'absent')}->{status}" for name, status in gold.items()
+               if empty.get(name) != status]
+    return changed[:limit]
 
 
 def main() -> int:

@@ -5,7 +5,9 @@ repository's snapshot is too large to bring in), a source release close to the i
 the tests: the release that *follows* the fix usually contains the gold patch, so applying the gold patch (and the
 test patch) in reverse gives an approximation of the base state; a release that *precedes* the fix, to which the
 gold patch applies forward, is used as it is. Each candidate release is tried in order and the first that fits is
-kept, with the reasons the others were not.
+kept, with the reasons the others were not. When the code or the tests moved on between the fix and the release,
+the patches are placed with GNU patch's fuzz, and the task is graded with its test patch rebased on the release's
+test files (the record's no longer applies with ``git apply``); the note says so.
 
 The result is a deterministic commit (fixed identity and dates, see :mod:`expagent.tasks.synth_git`) in a bare
 repository laid out for ``--repos`` (``<owner>+<name>``), so the real environment build and grader run on it
