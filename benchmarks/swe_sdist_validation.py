@@ -106,7 +106,7 @@ def with_deviation(task):
     return dataclasses.replace(task, suite=suite), why
 
 
-def expose_interpreter(task, repos: Path) -> None:
+def expose_interpreter(task, repos: Path) -> Path:
     """Build (or find) the task's environment and append its venv's ``bin/`` to ``PATH``, so the local sandbox
     exposes the Python installation the venv was made from (it binds the installations of venvs on ``PATH``).
     Without it, a grade whose interpreter is not the caller's fails with "libpython3.X.so: cannot open" (the
@@ -118,6 +118,7 @@ def expose_interpreter(task, repos: Path) -> None:
     bin_dir = str(env.path / "venv" / "bin")
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = os.environ.get("PATH", "") + os.pathsep + bin_dir
+    return env.path
 
 
 def run_one(task, repos: Path, timeout: float | None, sdist_python: str = sys.executable,
@@ -138,11 +139,16 @@ def run_one(task, repos: Path, timeout: float | None, sdist_python: str = sys.ex
     if reconstruct_only:
         return {**row, "status": "reconstructed", "note": rec.note, "reconstructed_base": rec.base_commit}
     graded, deviation = with_deviation(retarget(task, rec))
+    env_path = None
     try:
-        expose_interpreter(graded, repos)
+        env_path = expose_interpreter(graded, repos)
     except ExpagentError:
         pass  # validate_one meets the same error and classifies it
     result = verified.validate_one(graded, str(repos), timeout)
+    overlay = env_path / "base" / rec.base_commit / "overlay.json" if env_path else None
+    if result.get("status") == "graded" and result.get("install_first_s") is None and overlay and overlay.is_file():
+        # the install at the base ran in an earlier, interrupted run of this script: its recorded time
+        result["install_first_s"] = json.loads(overlay.read_text()).get("build_seconds")
     note = rec.note + (f"; {deviation}" if deviation else "")
     result.update(note=note, sdist=rec.archive, sdist_mode=rec.mode, reconstructed_base=rec.base_commit,
                   real_base=task.base_commit, reconstruct_s=rebuilt_s)

@@ -99,6 +99,10 @@ def make_root(dest: Path, interp: Interpreter, *, paths: list[str], site_dirs: l
         if entry.name != "site-packages":
             os.symlink(entry, lib / entry.name)
     real = Path(interp.exe).resolve()
+    # the C headers, for an install that compiles extensions (astropy): distutils looks under sys.prefix
+    include = real.parent.parent / "include"
+    if include.is_dir() and not (dest / "include").exists():
+        os.symlink(include, dest / "include")
     shutil.copy2(real, bin_dir / f"python{mm}")
     for alias in ("python", "python3"):
         os.symlink(f"python{mm}", bin_dir / alias)
