@@ -161,6 +161,17 @@ def run_one(task, repos: Path, timeout: float | None, sdist_python: str = sys.ex
     return result
 
 
+def reconstruct_quietly(task, repos: Path) -> str:
+    """The note of ``task``'s reconstruction (its repository already holds the releases), or why there is none."""
+    from expagent.errors import ExpagentError
+    from expagent.tasks.sdist_base import reconstruct
+
+    try:
+        return reconstruct(task, CANDIDATES[task.instance_id], repos).note
+    except ExpagentError as exc:
+        return f"no sdist reconstruction: {exc}"
+
+
 def changed_tests(task, limit: int = 8) -> list[str]:
     """The tests whose status differs between the gold grade and the empty one (the last two kept logs of the
     instance, in that order: validate_one grades gold first), as ``name: EMPTY->GOLD``."""
@@ -218,6 +229,13 @@ def main() -> int:
         for part in args.combine:
             for r in json.loads((verified.RESULTS / f"{part}.json").read_text())["instances"]:
                 done[r["instance_id"]] = r
+        for task in chosen:  # an instance no part graded (the time box ended first) still has its row
+            if task.instance_id not in done:
+                rec = reconstruct_quietly(task, repos)
+                done[task.instance_id] = {
+                    "instance_id": task.instance_id, "repo": task.repo, "version": task.version, "status": "not run",
+                    "cause": "not run before the time box ended", "note": rec,
+                    "why": f"[{rec}] builds of this repository did not finish in the time box"}
         verified.write([done[i] for i in CANDIDATES if i in done], meta)
         return 0
     previous = verified.RESULTS / f"{args.results}.json"

@@ -8,6 +8,9 @@ grader's own test command run with the empty patch (so FAIL_TO_PASS tests fail) 
   ``./tests/runtests.py --verbosity 2 --settings=test_sqlite --parallel 1 pagination.tests`` (whole log);
 - ``django_sdist_migrations_v36.log``: django__django-7530 on Django-1.11.tar.gz, empty patch, Python 3.6,
   ``... migrations.test_commands`` (the database set-up before ``Running migrations:`` cut, marked ``[...]``);
+- ``django_sdist_fullsuite_v36.log``: django__django-10097 on Django-2.2.tar.gz, gold patch, Python 3.6: its test
+  patch holds only data files, so the whole suite runs (``./tests/runtests.py ... --parallel 1``; cut by the
+  900 s timeout after 6,326 tests); five stretches kept, marked ``[...]``;
 - ``matplotlib_sdist_*.log`` and ``sklearn_sdist_*.log``: ``pytest -rA`` on the test patch's file (see each test).
 
 Sandbox paths were replaced by ``/src/``. Every FAIL_TO_PASS and PASS_TO_PASS name of the instance is looked up
@@ -46,6 +49,24 @@ def test_django_migrate_progress_glued_to_a_test_line_is_not_part_of_its_name():
     got = statuses("django/django", log("django_sdist_migrations_v36.log"),
                    record["FAIL_TO_PASS"] + record["PASS_TO_PASS"])
     assert got == {name: "PASSED" for name in record["FAIL_TO_PASS"] + record["PASS_TO_PASS"]}
+
+
+def test_django_whole_suite_statuses_docstring_names_and_migrate_output_glued_to_setup_lines():
+    text = log("django_sdist_fullsuite_v36.log")
+    results = parsers.parse("django/django", text)
+    assert results["test_inheritance_values_joins (model_inheritance_regress.tests.ModelInheritanceTest)"] == "XFAIL"
+    assert results["test_custom_fields (inspectdb.tests.InspectDBTestCase)"] == "FAILED"
+    # docstring-named tests: the name is the docstring's first line, on the line after the method's
+    assert results["Year boundary tests (ticket #3689)"] == "PASSED"
+    assert results["Introspection of column names consist/start with digits (#16536/#17676)"] == "PASSED"
+    assert "test_year_boundaries (datatypes.tests.DataTypesTestCase)" not in results
+    # "Applying sites.0002_alter_domain_unique...Creating test database for alias ..." names no test
+    assert not [name for name in results if "Applying" in name or "Creating" in name]
+    record = instance("django__django-10097")
+    names = [n for n in record["FAIL_TO_PASS"] + record["PASS_TO_PASS"] if n in results]
+    assert len(names) == 17
+    assert statuses("django/django", text, names) == dict.fromkeys(names, "PASSED")
+    assert statuses("django/django", text, record["FAIL_TO_PASS"]) == dict.fromkeys(record["FAIL_TO_PASS"], "MISSING")
 
 
 def test_django_test_directives_are_runtests_module_labels():
