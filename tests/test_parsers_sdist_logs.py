@@ -11,13 +11,18 @@ grader's own test command run with the empty patch (so FAIL_TO_PASS tests fail) 
 - ``django_sdist_fullsuite_v36.log``: django__django-10097 on Django-2.2.tar.gz, gold patch, Python 3.6: its test
   patch holds only data files, so the whole suite runs (``./tests/runtests.py ... --parallel 1``; cut by the
   900 s timeout after 6,326 tests); five stretches kept, marked ``[...]``;
-- ``matplotlib_sdist_*.log`` and ``sklearn_sdist_*.log``: ``pytest -rA`` on the test patch's file (see each test).
+- ``matplotlib_sdist_axes_{empty,gold}.log``: matplotlib__matplotlib-13989 on matplotlib-3.1.0.tar.gz, Python 3.7,
+  ``pytest -rA lib/matplotlib/tests/test_axes.py`` (header and summary kept, the summary cut to the lines named in
+  the test);
+- ``sklearn_sdist_*.log``: scikit-learn, ``pytest -rA`` on the test patch's file (see its test).
 
 Sandbox paths were replaced by ``/src/``. Every FAIL_TO_PASS and PASS_TO_PASS name of the instance is looked up
 as the grader does (from ``../shared/data/swe-verified-dev-407.jsonl``).
 """
 
 from __future__ import annotations
+
+import pytest
 
 from expagent.tasks import parsers
 from expagent.tasks import patches
@@ -76,3 +81,22 @@ def test_django_test_directives_are_runtests_module_labels():
         assert patches.test_directives(instance(instance_id)["test_patch"], "django/django") == labels
     record = instance("matplotlib__matplotlib-13989")
     assert patches.test_directives(record["test_patch"], record["repo"]) == ["lib/matplotlib/tests/test_axes.py"]
+
+
+@pytest.mark.parametrize("name, f2p_status", [("matplotlib_sdist_axes_empty.log", "FAILED"),
+                                              ("matplotlib_sdist_axes_gold.log", "PASSED")])
+def test_matplotlib_axes_record_names_in_real_pytest_rA_output(name, f2p_status):
+    # matplotlib__matplotlib-13989 on matplotlib-3.1.0.tar.gz, Python 3.7, system freetype 2.12 (so image comparisons
+    # fail: none of them is in the record); the extract keeps the record's FAIL_TO_PASS and its first 40
+    # PASS_TO_PASS lines of the summary (in the whole logs all 411 PASS_TO_PASS names pass, in both runs)
+    record = instance("matplotlib__matplotlib-13989")
+    text = log(name)
+    assert statuses("matplotlib/matplotlib", text, record["FAIL_TO_PASS"]) == {
+        "lib/matplotlib/tests/test_axes.py::test_hist_range_and_density": f2p_status}
+    kept = record["PASS_TO_PASS"][:40]
+    assert statuses("matplotlib/matplotlib", text, kept) == dict.fromkeys(kept, "PASSED")
+    results = parsers.parse("matplotlib/matplotlib", text)
+    assert results["lib/matplotlib/tests/test_axes.py::test_acorr[png]"] == "FAILED"
+    assert results["lib/matplotlib/tests/test_axes.py::test_twin_axis_locators_formatters[png]"] == "FAILED"
+    # "SKIPPED [1] file:line: reason" lines name no test
+    assert not [n for n in results if n.startswith("[1]") or "Cannot compare" in n]
