@@ -24,6 +24,7 @@ import dataclasses
 import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import swe_verified_validation as verified  # noqa: E402
 
 PART = "swe_verified_validation_sdist"
+ABSENT = "record test absent from the release"
 
 #: per instance, the releases to try, first the one that follows the fix (it should contain the gold patch)
 CANDIDATES = {
@@ -154,22 +156,43 @@ def run_one(task, repos: Path, timeout: float | None, sdist_python: str = sys.ex
                   real_base=task.base_commit, reconstruct_s=rebuilt_s)
     if result.get("status") == "graded":
         result["changed_tests"] = changed_tests(task)
+        classify_absent(result, repos)
         if result.get("cause") == "empty resolves" and result["changed_tests"]:
             result["why"] += ("; the record's FAIL_TO_PASS passes without the fix here; tests that do change from "
                               "empty to gold: " + ", ".join(result["changed_tests"]))
-    result["why"] = f"[{note}] {result.get('why') or ''}".strip()
+    # the full note is the row's ``note``; ``why`` (what the results table shows) starts with its short form
+    result["why"] = f"[sdist {rec.archive}, {rec.mode}, not the real base] {result.get('why') or ''}".strip()
     return result
 
 
-def reconstruct_quietly(task, repos: Path) -> str:
-    """The note of ``task``'s reconstruction (its repository already holds the releases), or why there is none."""
-    from expagent.errors import ExpagentError
-    from expagent.tasks.sdist_base import reconstruct
+def classify_absent(row: dict, repos: Path) -> None:
+    """A gold grade that fails only on record tests the reconstruction lacks gets that cause, naming them."""
+    if row.get("status") != "graded" or row.get("gold") or row.get("cause") == ABSENT:
+        return
+    absent = absent_tests(row.get("why") or "", repos / row["repo"].replace("/", "+"), row["reconstructed_base"])
+    if absent:
+        row["cause"] = ABSENT
+        row["why"] = (f"{row.get('why')}; not in the reconstruction (renamed or removed between the base commit and "
+                      f"the release): {', '.join(absent)}")
 
-    try:
-        return reconstruct(task, CANDIDATES[task.instance_id], repos).note
-    except ExpagentError as exc:
-        return f"no sdist reconstruction: {exc}"
+
+def absent_tests(why: str, repo: Path, commit: str) -> list[str]:
+    """The tests a failed gold grade reports MISSING (``why`` lists ``name STATUS``) when every one of them is
+    absent from its file at ``commit`` (no ``def <name>``); empty when some failure has another cause."""
+    import subprocess
+
+    failing = re.findall(r"(\S+::[^\s\[]+)\S* (\w+)", why.partition("not passing:")[2])
+    if not failing or any(status != "MISSING" for _, status in failing):
+        return []
+    absent = []
+    for name, _ in failing:
+        path, _, func = name.partition("::")
+        text = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True,
+                              text=True).stdout
+        if re.search(rf"def {re.escape(func.split('::')[-1])}\(", text):
+            return []
+        absent.append(name)
+    return absent
 
 
 def changed_tests(task, limit: int = 8) -> list[str]:
@@ -226,16 +249,28 @@ def main() -> int:
     }
     done: dict[str, dict] = {}
     if args.combine:
+        from expagent.errors import ExpagentError
+        from expagent.tasks.sdist_base import reconstruct
+
         for part in args.combine:
             for r in json.loads((verified.RESULTS / f"{part}.json").read_text())["instances"]:
+                classify_absent(r, repos)
                 done[r["instance_id"]] = r
-        for task in chosen:  # an instance no part graded (the time box ended first) still has its row
-            if task.instance_id not in done:
-                rec = reconstruct_quietly(task, repos)
-                done[task.instance_id] = {
-                    "instance_id": task.instance_id, "repo": task.repo, "version": task.version, "status": "not run",
-                    "cause": "not run before the time box ended", "note": rec,
-                    "why": f"[{rec}] builds of this repository did not finish in the time box"}
+        for task in chosen:
+            # a row graded on another reconstruction than today's (an earlier version of the rules) is not kept, and
+            # an instance no part graded (the time box ended first) still has its row
+            try:
+                rec = reconstruct(task, CANDIDATES[task.instance_id], repos)
+                note, base = rec.note, rec.base_commit
+            except ExpagentError as exc:
+                note, base = f"no sdist reconstruction: {exc}", None
+            row = done.get(task.instance_id)
+            if row is not None and row.get("reconstructed_base") == base and (base or row["status"] == "error"):
+                continue
+            done[task.instance_id] = {
+                "instance_id": task.instance_id, "repo": task.repo, "version": task.version, "status": "not run",
+                "cause": "not run before the time box ended", "note": note, "reconstructed_base": base,
+                "why": f"[{note}] not graded: the time box ended first"}
         verified.write([done[i] for i in CANDIDATES if i in done], meta)
         return 0
     previous = verified.RESULTS / f"{args.results}.json"

@@ -14,7 +14,8 @@ grader's own test command run with the empty patch (so FAIL_TO_PASS tests fail) 
 - ``matplotlib_sdist_axes_{empty,gold}.log``: matplotlib__matplotlib-13989 on matplotlib-3.1.0.tar.gz, Python 3.7,
   ``pytest -rA lib/matplotlib/tests/test_axes.py`` (header and summary kept, the summary cut to the lines named in
   the test);
-- ``sklearn_sdist_*.log``: scikit-learn, ``pytest -rA`` on the test patch's file (see its test).
+- ``sklearn_sdist_supervised_{empty,gold}.log``: scikit-learn__scikit-learn-10844 on scikit-learn-0.20.0.tar.gz,
+  Python 3.6, ``pytest -rA sklearn/metrics/cluster/tests/test_supervised.py`` (whole logs).
 
 Sandbox paths were replaced by ``/src/``. Every FAIL_TO_PASS and PASS_TO_PASS name of the instance is looked up
 as the grader does (from ``../shared/data/swe-verified-dev-407.jsonl``).
@@ -100,3 +101,18 @@ def test_matplotlib_axes_record_names_in_real_pytest_rA_output(name, f2p_status)
     assert results["lib/matplotlib/tests/test_axes.py::test_twin_axis_locators_formatters[png]"] == "FAILED"
     # "SKIPPED [1] file:line: reason" lines name no test
     assert not [n for n in results if n.startswith("[1]") or "Cannot compare" in n]
+
+
+@pytest.mark.parametrize("name, f2p_status", [("sklearn_sdist_supervised_empty.log", "FAILED"),
+                                              ("sklearn_sdist_supervised_gold.log", "PASSED")])
+def test_sklearn_record_names_in_real_pytest_rA_output(name, f2p_status):
+    # scikit-learn__scikit-learn-10844 on scikit-learn-0.20.0.tar.gz, Python 3.6 (whole logs)
+    record = instance("scikit-learn__scikit-learn-10844")
+    text = log(name)
+    got = statuses("scikit-learn/scikit-learn", text, record["FAIL_TO_PASS"] + record["PASS_TO_PASS"])
+    renamed = "sklearn/metrics/cluster/tests/test_supervised.py::test_non_consicutive_labels"
+    # the release fixed the typo of that test's name after the base commit: the record's name is not in it
+    assert got.pop(renamed) == "MISSING"
+    assert parsers.parse("scikit-learn/scikit-learn", text)[renamed.replace("consicutive", "consecutive")] == "PASSED"
+    assert got == {**dict.fromkeys([n for n in record["PASS_TO_PASS"] if n != renamed], "PASSED"),
+                   record["FAIL_TO_PASS"][0]: f2p_status}
