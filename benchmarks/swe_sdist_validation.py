@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import swe_verified_validation as verified  # noqa: E402
 
 PART = "swe_verified_validation_sdist"
-ABSENT = "record test absent from the release"
+ABSENT = "record test named differently in the release"
 
 #: per instance, the releases to try, first the one that follows the fix (it should contain the gold patch)
 CANDIDATES = {
@@ -156,7 +156,7 @@ def run_one(task, repos: Path, timeout: float | None, sdist_python: str = sys.ex
                   real_base=task.base_commit, reconstruct_s=rebuilt_s)
     if result.get("status") == "graded":
         result["changed_tests"] = changed_tests(task)
-        classify_absent(result, repos)
+        classify_absent(result, task, repos)
         if result.get("cause") == "empty resolves" and result["changed_tests"]:
             result["why"] += ("; the record's FAIL_TO_PASS passes without the fix here; tests that do change from "
                               "empty to gold: " + ", ".join(result["changed_tests"]))
@@ -165,47 +165,71 @@ def run_one(task, repos: Path, timeout: float | None, sdist_python: str = sys.ex
     return result
 
 
-def classify_absent(row: dict, repos: Path) -> None:
-    """A gold grade that fails only on record tests the reconstruction lacks gets that cause, naming them."""
+def classify_absent(row: dict, task, repos: Path) -> None:
+    """A gold grade that fails only on record tests the reconstruction names differently gets that cause."""
     if row.get("status") != "graded" or row.get("gold") or row.get("cause") == ABSENT:
         return
-    absent = absent_tests(row.get("why") or "", repos / row["repo"].replace("/", "+"), row["reconstructed_base"])
+    if "timed out" in row.get("why", ""):
+        return  # a run cut by its timeout lacks tests for that reason
+    logs = grade_logs(row["instance_id"])
+    if len(logs) < 2:
+        return
+    absent = absent_tests(task, parse_log(task.repo, logs[0]), repos / task.repo.replace("/", "+"),
+                          row["reconstructed_base"])
     if absent:
         row["cause"] = ABSENT
-        row["why"] = (f"{row.get('why')}; not in the reconstruction (renamed or removed between the base commit and "
-                      f"the release): {', '.join(absent)}")
+        row["why"] = (f"{row.get('why')}; every record test the gold run lacks is named differently in the "
+                      f"reconstruction (renamed or parametrized between the base commit and the release): "
+                      f"{', '.join(absent)}")
 
 
-def absent_tests(why: str, repo: Path, commit: str) -> list[str]:
-    """The tests a failed gold grade reports MISSING (``why`` lists ``name STATUS``) when every one of them is
-    absent from its file at ``commit`` (no ``def <name>``); empty when some failure has another cause."""
+def absent_tests(task, gold: dict[str, str], repo: Path, commit: str) -> list[str]:
+    """The record's tests that do not pass in the gold run (``gold``: its parsed results), when every one of them
+    is missing and named differently in the release: no ``def <name>`` in its file at ``commit``, or the gold run
+    has the test only under other parameters (``name[...]``). Empty when some failure has another cause."""
     import subprocess
 
-    failing = re.findall(r"(\S+::[^\s\[]+)\S* (\w+)", why.partition("not passing:")[2])
-    if not failing or any(status != "MISSING" for _, status in failing):
+    from expagent.tasks import logparse
+
+    got = logparse.lookup(gold, [*task.fail_to_pass, *task.pass_to_pass])
+    failing = [name for name, status in got.items() if status not in ("PASSED", "XFAIL", "XPASS", "SKIPPED")]
+    if not failing or any(got[name] != "MISSING" or "::" not in name for name in failing):
         return []
     absent = []
-    for name, _ in failing:
-        path, _, func = name.partition("::")
+    for name in failing:
+        bare = name.split("[", 1)[0]
+        if any(other.startswith(bare + "[") for other in gold):
+            absent.append(f"{name} (parametrized differently)")
+            continue
+        path, _, func = bare.partition("::")
         text = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True,
                               text=True).stdout
         if re.search(rf"def {re.escape(func.split('::')[-1])}\(", text):
             return []
-        absent.append(name)
+        absent.append(f"{name} (no such test)")
     return absent
 
 
-def changed_tests(task, limit: int = 8) -> list[str]:
-    """The tests whose status differs between the gold grade and the empty one (the last two kept logs of the
-    instance, in that order: validate_one grades gold first), as ``name: EMPTY->GOLD``."""
+def grade_logs(instance_id: str) -> list[Path]:
+    """The test outputs of the instance's last two grades (gold, then empty: validate_one's order)."""
     from expagent import paths
+
+    return sorted((paths.cache_dir() / "grades").glob(f"{instance_id}-*/test_output.txt"),
+                  key=lambda p: p.stat().st_mtime)[-2:]
+
+
+def parse_log(repo: str, path: Path) -> dict[str, str]:
     from expagent.tasks import parsers
 
-    dirs = sorted((paths.cache_dir() / "grades").glob(f"{task.instance_id}-*/test_output.txt"),
-                  key=lambda p: p.stat().st_mtime)[-2:]
-    if len(dirs) < 2:
+    return parsers.parse(repo, path.read_text(errors="replace"))
+
+
+def changed_tests(task, limit: int = 8) -> list[str]:
+    """The tests whose status differs between the gold grade and the empty one, as ``name: EMPTY->GOLD``."""
+    logs = grade_logs(task.instance_id)
+    if len(logs) < 2:
         return []
-    gold, empty = (parsers.parse(task.repo, p.read_text(errors="replace")) for p in dirs)
+    gold, empty = (parse_log(task.repo, p) for p in logs)
     changed = [f"{name}: {empty.get(name, 'absent')}->{status}" for name, status in gold.items()
                if empty.get(name) != status]
     return changed[:limit]
@@ -254,7 +278,6 @@ def main() -> int:
 
         for part in args.combine:
             for r in json.loads((verified.RESULTS / f"{part}.json").read_text())["instances"]:
-                classify_absent(r, repos)
                 done[r["instance_id"]] = r
         for task in chosen:
             # a row graded on another reconstruction than today's (an earlier version of the rules) is not kept, and
@@ -266,6 +289,7 @@ def main() -> int:
                 note, base = f"no sdist reconstruction: {exc}", None
             row = done.get(task.instance_id)
             if row is not None and row.get("reconstructed_base") == base and (base or row["status"] == "error"):
+                classify_absent(row, task, repos)
                 continue
             done[task.instance_id] = {
                 "instance_id": task.instance_id, "repo": task.repo, "version": task.version, "status": "not run",
