@@ -156,8 +156,9 @@ def test_retarget_points_the_task_at_the_reconstruction_and_the_env_at_the_relea
     assert (graded.base_commit, graded.environment_setup_commit, graded.env_commit) == (
         rec.base_commit, rec.release_commit, rec.release_commit)
     assert graded.test_patch == task.test_patch and graded.patch == task.patch
-    assert dataclasses.replace(graded, base_commit=task.base_commit, environment_setup_commit=task.environment_setup_commit,
-                               env_commit=task.env_commit) == task
+    restored = dataclasses.replace(graded, base_commit=task.base_commit, env_commit=task.env_commit,
+                                   environment_setup_commit=task.environment_setup_commit)
+    assert restored == task
 
 
 @pytest.mark.slow

@@ -178,7 +178,8 @@ def reconstruct(task, candidates: Sequence[str], repos_dir: Path) -> Reconstruct
             # the release's test files moved on from the record's: place the test patch with fuzz (in reverse when
             # the release holds it) and grade with it rebased on the release, from the base's test files to the
             # ones with the tests in
-            message = f"sdist base: {task.instance_id} (tests {'applied' if mode.startswith(AS_RELEASED) else 'reversed'})"
+            placing = "applied" if mode.startswith(AS_RELEASED) else "reversed"
+            message = f"sdist base: {task.instance_id} (tests {placing})"
             if mode.startswith(AS_RELEASED):
                 placed = _fuzzy_commit(bare, base, task.test_patch, message, reverse=False)
                 with_tests = placed
