@@ -155,14 +155,24 @@ def run_one(task, repos: Path, timeout: float | None, sdist_python: str = sys.ex
     result.update(note=note, sdist=rec.archive, sdist_mode=rec.mode, reconstructed_base=rec.base_commit,
                   real_base=task.base_commit, reconstruct_s=rebuilt_s)
     if result.get("status") == "graded":
-        result["changed_tests"] = changed_tests(task)
+        note_changed_tests(result, task)
         classify_absent(result, task, repos)
-        if result.get("cause") == "empty resolves" and result["changed_tests"]:
-            result["why"] += ("; the record's FAIL_TO_PASS passes without the fix here; tests that do change from "
-                              "empty to gold: " + ", ".join(result["changed_tests"]))
     # the full note is the row's ``note``; ``why`` (what the results table shows) starts with its short form
     result["why"] = f"[sdist {rec.archive}, {rec.mode}, not the real base] {result.get('why') or ''}".strip()
     return result
+
+
+def tidy(row: dict, rec) -> None:
+    """Rows of earlier runs of this script in today's form: ``why`` led by the short note (the full one is
+    ``note``), and the install time of an overlay an interrupted run built."""
+    from expagent import paths
+
+    why = row.get("why") or ""
+    if rec is not None and why.startswith("[sdist reconstruction from"):
+        row["why"] = f"[sdist {rec.archive}, {rec.mode}, not the real base] {why.partition('] ')[2]}".strip()
+    if row.get("status") == "graded" and row.get("install_first_s") is None and row.get("reconstructed_base"):
+        for meta in (paths.cache_dir() / "envs").glob(f"*/base/{row['reconstructed_base']}/overlay.json"):
+            row["install_first_s"] = json.loads(meta.read_text()).get("build_seconds")
 
 
 def classify_absent(row: dict, task, repos: Path) -> None:
@@ -224,6 +234,14 @@ def parse_log(repo: str, path: Path) -> dict[str, str]:
     return parsers.parse(repo, path.read_text(errors="replace"))
 
 
+def note_changed_tests(row: dict, task) -> None:
+    """The row's ``changed_tests``; when the empty patch resolves, ``why`` names them."""
+    row["changed_tests"] = changed_tests(task)
+    if row.get("cause") == "empty resolves" and row["changed_tests"]:
+        row["why"] += ("; the record's FAIL_TO_PASS passes without the fix here; tests that do change from empty to "
+                       "gold: " + ", ".join(row["changed_tests"]))
+
+
 def changed_tests(task, limit: int = 8) -> list[str]:
     """The tests whose status differs between the gold grade and the empty one, as ``name: EMPTY->GOLD``."""
     logs = grade_logs(task.instance_id)
@@ -249,6 +267,9 @@ def main() -> int:
                         help="the interpreter whose pip downloads the sdists (needs setuptools with pkg_resources "
                              "and wheel: old setup.py files run while pip prepares their metadata)")
     parser.add_argument("--combine", nargs="+", help="combine these part files into --results, then stop")
+    parser.add_argument("--stopped", action="append", default=[], metavar="ID=CAUSE=WHY",
+                        help="with --combine: an instance whose run was stopped at the time box, its cause and the "
+                             "command it was in (repeatable)")
     args = parser.parse_args()
     os.environ["EXPAGENT_HOME"] = args.home
     repos = Path(args.repos or Path(args.home) / "sdist-repos")
@@ -287,9 +308,20 @@ def main() -> int:
                 note, base = rec.note, rec.base_commit
             except ExpagentError as exc:
                 note, base = f"no sdist reconstruction: {exc}", None
+            stopped = [item.split("=", 2) for item in args.stopped if item.split("=", 1)[0] == task.instance_id]
+            if stopped:
+                _, cause, why = stopped[0]
+                done[task.instance_id] = {
+                    "instance_id": task.instance_id, "repo": task.repo, "version": task.version, "status": "error",
+                    "cause": cause, "note": note, "reconstructed_base": base,
+                    "why": f"[sdist, {note.partition(' (')[0].removeprefix('sdist reconstruction from ')}] {why}"}
+                continue
             row = done.get(task.instance_id)
             if row is not None and row.get("reconstructed_base") == base and (base or row["status"] == "error"):
                 classify_absent(row, task, repos)
+                tidy(row, rec if base else None)
+                if row.get("status") == "graded" and "changed_tests" not in row:
+                    note_changed_tests(row, task)
                 continue
             done[task.instance_id] = {
                 "instance_id": task.instance_id, "repo": task.repo, "version": task.version, "status": "not run",
