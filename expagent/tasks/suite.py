@@ -166,7 +166,7 @@ class Task:
         if not self.test_patch.strip():
             # synthesized tasks: the tests already exist; run the files their test ids name
             return sorted({t.split("::")[0] for t in self.fail_to_pass + self.pass_to_pass if "::" in t})
-        return test_directives(self.test_patch)
+        return test_directives(self.test_patch, self.repo)
 
     def to_record(self) -> dict[str, Any]:
         """The SWE-bench record for this task (lists, not JSON strings)."""

@@ -9,6 +9,10 @@ of its own, the status comes on a later line after that output (``NAME ... some 
 ``ok``); it is given to the last NAME seen.
 
 ``FAIL: NAME`` and ``ERROR: NAME`` headers of the failure report confirm a failure.
+
+A test that runs ``migrate`` may leave the command's progress unterminated (``  Applying
+sites.0002_alter_domain_unique...`` with no ``OK`` or newline), so the next test's line starts with it:
+that prefix is not part of the name.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ _RESULTS = (
 )
 _SKIPPED = re.compile(r"^skipped\b")
 _REPORT_HEADER = re.compile(r"^(FAIL|ERROR): (.+)$")
+#: migrate's progress left unterminated by a test, glued to the next test's name
+_MIGRATE_PROGRESS = re.compile(r"^(?:(?:Un)?[Aa]pplying [\w.]+|Rendering model states)\.\.\.(?: OK| DONE)?(?=\S)")
 
 
 def _status(text: str) -> str | None:
@@ -52,7 +58,7 @@ def parse_django(log: str) -> dict[str, str]:
             continue
         if _SEPARATOR in line or line.endswith(" ..."):
             name, _, rest = line.partition(" ...")
-            name = name.strip()
+            name = _MIGRATE_PROGRESS.sub("", name.strip())
             status = _status(rest)
             if status is not None:
                 results[name] = status
