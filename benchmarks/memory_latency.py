@@ -144,7 +144,7 @@ def main() -> None:
 def markdown(s: dict) -> str:
     lines = ["# Memory latency and import throughput", "",
              f"Machine: {s['machine']['cpus']} CPUs, load average at the end {s['machine']['load_average_at_end']} "
-             "(the machine was shared with other jobs; numbers are wall-clock).", "",
+             "(shared machine: the load average says how busy it was; numbers are wall-clock).", "",
              "| items | search p50 (ms) | search p95 (ms) | query embedding p50 (ms) | lexical index build (s) | mean results |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in s["results"]:

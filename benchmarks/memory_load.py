@@ -162,7 +162,8 @@ def load_run(home: Path, url: str | None, queries: list[dict], writer_rows: list
     w = json.loads(wout.read_text())
     return {"searchers": searchers, "queries": len(lat) + len(errors), "wall_s": round(wall, 1),
             "search_p50_ms": round(1000 * pct(lat, 0.5), 1), "search_p95_ms": round(1000 * pct(lat, 0.95), 1),
-            "search_p99_ms": round(1000 * pct(lat, 0.99), 1), "read_errors": len(errors),
+            "search_p99_ms": round(1000 * pct(lat, 0.99), 1), "search_max_ms": round(1000 * max(lat, default=0.0), 1),
+            "read_errors": len(errors),
             "error_examples": errors[:3], "writer_added": w["added"], "writer_errors": len(w["errors"]),
             "write_p50_ms": round(1000 * pct(w["write_times"], 0.5), 1),
             "load_average_during": [round(x, 2) for x in load_before]}
@@ -330,17 +331,17 @@ def main() -> None:
 
 def markdown(s: dict) -> str:
     lines = ["# Memory under load", "",
-             f"Machine: {s['machine']['cpus']} CPUs, **shared with other agents while this ran**; load average "
+             f"Machine: {s['machine']['cpus']} CPUs (shared: the load average says how busy it was); load average "
              f"{s['machine']['load_average_at_start']} at the start, {s['machine']['load_average_at_end']} at the end. "
              "Wall-clock numbers; compare within one run.", "",
              f"## Search at {s['items']} items: {s['searchers']} searching processes and one writer", "",
-             "| store | queries | p50 (ms) | p95 (ms) | p99 (ms) | read errors | writer adds (p50 ms each) | "
+             "| store | queries | wall (s) | p50 (ms) | p95 (ms) | p99 (ms) | read errors | writer adds (p50 ms each) | "
              "writer errors | load avg during |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name in ("embedded", "server"):
         r = s.get(name)
         if r:
-            lines.append(f"| {name} | {r['queries']} | {r['search_p50_ms']} | {r['search_p95_ms']} | "
+            lines.append(f"| {name} | {r['queries']} | {r.get('wall_s', '')} | {r['search_p50_ms']} | {r['search_p95_ms']} | "
                          f"{r['search_p99_ms']} | {r['read_errors']} | {r['writer_added']} ({r['write_p50_ms']}) | "
                          f"{r['writer_errors']} | {r['load_average_during']} |")
     if s.get("server_note"):
