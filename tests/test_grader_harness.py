@@ -391,6 +391,7 @@ def test_failing_build_step_names_the_command_and_keeps_the_log(tmp_path, home):
     with pytest.raises(EnvBuildError) as caught:
         grade(task, task.patch)
     message = str(caught.value)
+    assert caught.value.exit_code == 1  # the input was fine, the work failed
     assert "exited 5" in message and "no-version-yet-4242" in message and "\n" not in message
     assert "no-version-yet-4242" in open(re.search(r"\(log: (.+)\)$", message).group(1)).read()
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from expagent import paths
-from expagent.errors import ExpagentError
+from expagent.errors import RuntimeFailure
 from expagent.fsutil import atomic_write_json, locked  # noqa: F401  (locked: used here and by callers)
 from expagent.tasks.runtime import Interpreter, clean_environ, site_packages, system_command
 from expagent.tasks.pythons import find_python
@@ -65,8 +65,8 @@ def pip_upgrade_args(python_version: str) -> list[str]:
     return ["-m", "pip", "install", "--upgrade", *LAST_PIP.get(major_minor, ("pip", "wheel"))]
 
 
-class EnvBuildError(ExpagentError):
-    pass
+class EnvBuildError(RuntimeFailure):
+    """An environment build or install step failed (the failing command and its last lines): exit code 1."""
 
 
 @dataclass
