@@ -124,6 +124,14 @@ def run_cli_process(*args: str, cwd: Path | None = None, input: str | None = Non
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
+def interruptible() -> None:
+    """``preexec_fn`` for a child a test will Ctrl-C: a test run started as a shell's background job inherits
+    SIGINT ignored, and Python then installs no KeyboardInterrupt handler at all; restore the default."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def docker_daemon_available() -> bool:
     try:
         from expagent.sandbox.docker import docker_available

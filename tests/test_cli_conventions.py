@@ -6,7 +6,7 @@ import json
 import re
 from importlib.metadata import version
 
-from conftest import fixing_replies, run_cli, run_cli_process, write_script
+from conftest import fixing_replies, interruptible, run_cli, run_cli_process, write_script
 
 
 def _commands():
@@ -106,7 +106,7 @@ def test_ctrl_c_exits_130(buggy_repo, tmp_path):
                                                 {"tool_calls": [{"name": "submit"}]}])
     proc = subprocess.Popen([sys.executable, "-m", "expagent", "fix", "x", "--model", f"scripted:{script}",
                              "--sandbox", "local", "--memory", "off", "--no-verify"], cwd=buggy_repo,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     deadline = time.monotonic() + 120
     while subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode != 0:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, make_repo, run_cli, write_script
+from conftest import git, interruptible, make_repo, run_cli, write_script
 
 from expagent.config import Settings
 from expagent.errors import SandboxError, SandboxUnavailable
@@ -243,7 +243,7 @@ def test_no_container_left_after_ctrl_c(client, repo, tmp_path):
     script = tmp_path / "interrupted.py"
     script.write_text(INTERRUPTED_RUN)
     proc = subprocess.Popen([sys.executable, str(script), str(repo)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=interruptible)
     name = proc.stdout.readline().strip()
     assert name.startswith("expagent-"), proc.stderr.read()
     time.sleep(0.5)
@@ -340,7 +340,7 @@ def test_interrupted_fix_run_leaves_no_container(client, tmp_path, isolated_home
         [sys.executable, "-m", "expagent", "fix", "x", "--model", f"scripted:{script}", "--sandbox", "docker",
          "--no-verify"],
         cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "EXPAGENT_MEMORY": "off"},
+        env={**os.environ, "EXPAGENT_MEMORY": "off"}, preexec_fn=interruptible,
     )
     label = {"label": f"expagent.pid={proc.pid}"}
     deadline = time.monotonic() + 60

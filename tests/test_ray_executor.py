@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import interruptible, run_cli
 from servers import ROOT, RayCluster, chroma_server
 
 SUITE = str(ROOT / "swe_tasks" / "inflection")
@@ -283,7 +283,7 @@ def _start_ray_replay(s, run: Path, chroma_url: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "expagent", "replay", SUITE, "--out", str(run), "--executor", "ray",
                              "--address", s["cluster"].address, "--chroma-url", chroma_url],
                             env={**os.environ, **s["cluster"].env, "EXPAGENT_HOME": str(s["home"])},
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, preexec_fn=interruptible)
 
 
 def _wait_for(condition, proc: subprocess.Popen, timeout: float = 300) -> None:
