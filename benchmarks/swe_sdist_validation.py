@@ -141,16 +141,12 @@ def run_one(task, repos: Path, timeout: float | None, sdist_python: str = sys.ex
     if reconstruct_only:
         return {**row, "status": "reconstructed", "note": rec.note, "reconstructed_base": rec.base_commit}
     graded, deviation = with_deviation(retarget(task, rec))
-    env_path = None
     try:
-        env_path = expose_interpreter(graded, repos)
+        expose_interpreter(graded, repos)
     except ExpagentError:
         pass  # validate_one meets the same error and classifies it
+    # (an install at the base that an earlier run built reports its recorded time: validate_one reads it)
     result = verified.validate_one(graded, str(repos), timeout)
-    overlay = env_path / "base" / rec.base_commit / "overlay.json" if env_path else None
-    if result.get("status") == "graded" and result.get("install_first_s") is None and overlay and overlay.is_file():
-        # the install at the base ran in an earlier, interrupted run of this script: its recorded time
-        result["install_first_s"] = json.loads(overlay.read_text()).get("build_seconds")
     note = rec.note + (f"; {deviation}" if deviation else "")
     result.update(note=note, sdist=rec.archive, sdist_mode=rec.mode, reconstructed_base=rec.base_commit,
                   real_base=task.base_commit, reconstruct_s=rebuilt_s)

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 NAME = "swe_verified_validation"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from swe_lite_validation import _max, _median, missing_blobs  # noqa: E402
+from swe_lite_validation import _fmt, gold_and_empty, missing_blobs, timing_summary  # noqa: E402
 
 PER_REPO = 3
 #: repositories whose snapshots exceed what can be brought into this workspace (over 500 MB)
@@ -76,7 +76,6 @@ def classify(text: str) -> str:
 
 def summarize(rows: list[dict]) -> dict:
     ok = [r for r in rows if r.get("ok")]
-    graded = [r for r in rows if r["status"] == "graded"]
     causes = collections.Counter(r["cause"] for r in rows if not r.get("ok"))
     return {
         "instances": len(rows),
@@ -86,25 +85,8 @@ def summarize(rows: list[dict]) -> dict:
         "valid_share_of_available": round(len(ok) / len([r for r in rows if r["status"] != "unavailable"]), 3)
         if any(r["status"] != "unavailable" for r in rows) else None,
         "failures_by_cause": dict(causes.most_common()),
-        "env_build_first_s": {"median": _median([r.get("env_first_s") for r in rows]),
-                              "max": _max([r.get("env_first_s") for r in rows])},
-        "env_cached_s": {"median": _median([r.get("env_cached_s") for r in rows]),
-                         "max": _max([r.get("env_cached_s") for r in rows])},
-        "install_at_base_first_s": {"median": _median([r.get("install_first_s") for r in graded]),
-                                    "max": _max([r.get("install_first_s") for r in graded])},
-        "harness_overhead_s": {"median": _median([r.get("harness_s") for r in graded]),
-                               "max": _max([r.get("harness_s") for r in graded])},
-        "test_time_s": {"median": _median([r.get("tests_s") for r in graded]),
-                        "max": _max([r.get("tests_s") for r in graded])},
+        **timing_summary(rows),
     }
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
 
 
 def write(rows: list[dict], meta: dict) -> None:
@@ -167,19 +149,8 @@ def merge(parts: list[str], notes: list[str], chosen, drop_notes: tuple[str, ...
     return 0
 
 
-def overlay_build_seconds(env_path: Path, base_commit: str) -> float | None:
-    """How long the install at ``base_commit`` took when it was built (an earlier run; this one reused it)."""
-    meta = Path(env_path) / "base" / base_commit / "overlay.json"
-    try:
-        return json.loads(meta.read_text(encoding="utf-8")).get("build_seconds")
-    except (OSError, ValueError):
-        return None
-
-
 def validate_one(task, repos: str, timeout: float | None) -> dict:
     from expagent.errors import ExpagentError
-    from expagent.tasks.envs import ensure_env
-    from expagent.tasks.grader import grade
     from expagent.tasks.repos import resolve_repo
 
     row: dict = {"instance_id": task.instance_id, "repo": task.repo, "version": task.version}
@@ -191,25 +162,13 @@ def validate_one(task, repos: str, timeout: float | None) -> dict:
             why = f"snapshot over 500 MB, not brought in here ({why[:120]})"
         return {**row, "status": "unavailable", "cause": "repository not available offline", "why": why}
     try:
-        t = time.monotonic()
-        env = ensure_env(task, repos_dir=repos, echo=lambda m: print(m, flush=True), source=source)
-        took = time.monotonic() - t
-        row["env_first_s"] = round(took if not env.cached else env.build_seconds, 2)
-        t = time.monotonic()
-        ensure_env(task, repos_dir=repos, source=source)
-        row["env_cached_s"] = round(time.monotonic() - t, 3)
-        gold = grade(task, task.patch or "", repos_dir=repos, timeout=timeout, echo=lambda m: print(m, flush=True))
-        empty = grade(task, "", repos_dir=repos, timeout=timeout)
+        timings, gold, empty = gold_and_empty(task, repos, timeout, source=source,
+                                              echo=lambda m: print(m, flush=True))
     except ExpagentError as exc:
         return {**row, "status": "error", "cause": classify(str(exc)), "why": str(exc)}
-    d = gold.durations
-    row.update(
-        status="graded", cause="", gold=gold.resolved, empty=empty.resolved, ok=gold.resolved and not empty.resolved,
-        install_first_s=d.get("install_build", overlay_build_seconds(env.path, task.base_commit)),
-        harness_s=round(gold.harness_seconds, 3),
-        empty_harness_s=round(empty.harness_seconds, 3), tests_s=round(d.get("tests", 0.0), 2),
-        gold_durations=d, empty_durations=empty.durations,
-    )
+    row.update(status="graded", cause="", gold=gold.resolved, empty=empty.resolved,
+               ok=gold.resolved and not empty.resolved, **timings, gold_durations=gold.durations,
+               empty_durations=empty.durations)
     if getattr(gold, "notes", None):
         row["notes"] = gold.notes  # what the local backend did differently from the harness
     if not gold.resolved:
