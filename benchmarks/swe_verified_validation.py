@@ -74,10 +74,28 @@ def classify(text: str) -> str:
     return "tests: gold not passing" if text else ""
 
 
+#: instances whose gold patch the official harness itself does not resolve (public reports, with sources)
+HARNESS_GOLD_FAILS = json.loads((Path(__file__).resolve().parent / "swe_harness_gold_failures.json").read_text())
+
+
+def harness_agrees(row: dict) -> bool:
+    """Our verdicts are the harness's: gold resolves and empty does not, or, on an instance whose gold the
+    official harness itself does not resolve, both gold and empty were graded unresolved here too."""
+    if row.get("ok"):
+        return True
+    return (row["instance_id"] in HARNESS_GOLD_FAILS["instances"] and row.get("status") == "graded"
+            and row.get("gold") is False and row.get("empty") is False)
+
+
 def summarize(rows: list[dict]) -> dict:
     ok = [r for r in rows if r.get("ok")]
     causes = collections.Counter(r["cause"] for r in rows if not r.get("ok"))
+    agree = [r for r in rows if harness_agrees(r)]
     return {
+        "agrees_with_harness": len(agree),
+        "agrees_with_harness_share": round(len(agree) / len(rows), 3) if rows else None,
+        "harness_gold_fails_in_sample": sorted(r["instance_id"] for r in rows
+                                               if r["instance_id"] in HARNESS_GOLD_FAILS["instances"]),
         "instances": len(rows),
         "repositories": len({r["repo"] for r in rows}),
         "valid": len(ok),
@@ -101,6 +119,10 @@ def write(rows: list[dict], meta: dict) -> None:
         f"- valid (gold resolves and empty does not): {s['valid']}/{s['instances']} ({s['valid_share']}); "
         f"of the instances whose repository is available here: {s['valid_share_of_available']}",
         f"- failures by cause: {', '.join(f'{k} {v}' for k, v in s['failures_by_cause'].items()) or 'none'}",
+        f"- the same verdicts as the official harness: {s['agrees_with_harness']}/{s['instances']} "
+        f"({s['agrees_with_harness_share']}): the valid ones, plus those of the sample whose gold the harness "
+        f"itself does not resolve ({', '.join(s['harness_gold_fails_in_sample']) or 'none'}; sources in "
+        f"benchmarks/swe_harness_gold_failures.json) when graded unresolved here with the empty patch too",
         f"- environment build (first): median {s['env_build_first_s']['median']} s, max {s['env_build_first_s']['max']}"
         f" s; cached: median {s['env_cached_s']['median']} s",
         f"- install at base_commit (first, once per instance, then cached): median "
@@ -108,14 +130,19 @@ def write(rows: list[dict], meta: dict) -> None:
         f"- harness overhead per grade, excluding tests and builds: median {s['harness_overhead_s']['median']} s, "
         f"max {s['harness_overhead_s']['max']} s (tests median {s['test_time_s']['median']} s)",
         "",
-        "| instance | version | status | gold | empty | cause | env first (s) | install (s) | harness (s) | tests (s) | note |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| instance | version | status | gold | empty | as the harness | cause | env first (s) | install (s) | "
+        "harness (s) | tests (s) | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         note = (r.get("why") or "").replace("|", "/").replace("\n", " ")[:240]
+        known = HARNESS_GOLD_FAILS["instances"].get(r["instance_id"])
+        if known:
+            note = f"official harness: gold unresolved too ({known['reason']}; {', '.join(known['sources'])}). {note}"
+        same = "yes" if harness_agrees(r) else "-" if r["status"] in ("unavailable", "not run") else "no"
         lines.append(
             f"| {r['instance_id']} | {r.get('version', '')} | {r['status']} | {_fmt(r.get('gold'))} | "
-            f"{_fmt(r.get('empty'))} | {r.get('cause') or ''} | {_fmt(r.get('env_first_s'))} | "
+            f"{_fmt(r.get('empty'))} | {same} | {r.get('cause') or ''} | {_fmt(r.get('env_first_s'))} | "
             f"{_fmt(r.get('install_first_s'))} | {_fmt(r.get('harness_s'))} | {_fmt(r.get('tests_s'))} | {note} |")
     if meta.get("notes"):
         lines += ["", "Notes:", ""] + [f"- {note}" for note in meta["notes"]]
