@@ -119,6 +119,20 @@ def build(home: Path, url: str | None, pool: list[dict], items: int, base_vector
     return time.perf_counter() - t
 
 
+def built(home: Path, cache: Path | None, pool: list[dict], items: int, base_vectors: list) -> float | None:
+    """Build the memory at ``home``, or copy the one kept in ``cache`` (built there the first time); returns the
+    build's seconds (None when it was copied)."""
+    if cache is None:
+        return round(build(home, None, pool, items, base_vectors), 1)
+    kept = cache / f"memory-{items}"
+    seconds = None
+    if not (kept / "memory" / "audit.sqlite").exists():
+        shutil.rmtree(kept, ignore_errors=True)
+        seconds = round(build(kept, None, pool, items, base_vectors), 1)
+    shutil.copytree(kept, home)
+    return seconds
+
+
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else float("nan")
@@ -130,16 +144,18 @@ def load_run(home: Path, url: str | None, queries: list[dict], writer_rows: list
     qfile.write_text(json.dumps(queries))
     rfile.write_text(json.dumps(writer_rows))
     start, stop = work / "start", work / "stop"
-    for f in (start, stop):
-        f.unlink(missing_ok=True)
     outs = [work / f"searcher-{k}.json" for k in range(searchers)]
+    wout = work / "writer.json"
+    # a previous run's flags would start this one before its searchers are warm (the server run once did: its
+    # searches then competed with the other searchers' first full reads over HTTP, and its wall time held them)
+    for f in (start, stop, wout, Path(f"{wout}.writing"), *outs, *(Path(f"{o}.ready") for o in outs)):
+        f.unlink(missing_ok=True)
     procs = [subprocess.Popen([sys.executable, "-c", SEARCHER, str(ROOT), str(home), url or "", str(qfile), str(start),
                                str(o)]) for o in outs]
     while not all(Path(str(o) + ".ready").exists() for o in outs):
         if any(p.poll() not in (None, 0) for p in procs):
             raise SystemExit("a searcher failed to start")
         time.sleep(0.1)
-    wout = work / "writer.json"
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(ROOT), str(home), url or "", str(rfile), str(stop),
                                str(wout), str(pause)])
     while not Path(str(wout) + ".writing").exists():  # the searches start once the writer is writing
@@ -262,6 +278,8 @@ def main() -> None:
     parser.add_argument("--only-listing", action="store_true", help="measure the listing commands only")
     parser.add_argument("--base-texts", type=int, default=100, help="texts embedded for real (jittered copies fill the rest)")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="keep the built memories here and reuse them (each run works on a copy)")
     args = parser.parse_args()
 
     import numpy as np
@@ -303,7 +321,7 @@ def main() -> None:
             return
 
         home = work / "embedded-home"
-        summary["embedded_build_s"] = round(build(home, None, pool, args.items, base_vectors), 1)
+        summary["embedded_build_s"] = built(home, args.cache, pool, args.items, base_vectors)
         summary["embedded"] = load_run(home, None, queries, writer_rows, args.searchers, args.writer_pause, work)
         print(json.dumps(summary["embedded"]), file=sys.stderr)
         if not args.skip_server:
@@ -311,7 +329,7 @@ def main() -> None:
             # is what `memory import` would do, and takes long here; the searches and the writer then go
             # through the server only)
             shome = work / "server-home"
-            summary["server_build_s"] = round(build(shome, None, pool, args.items, base_vectors), 1)
+            summary["server_build_s"] = built(shome, args.cache, pool, args.items, base_vectors)
             server, url = start_server(shome / "memory" / "chroma")
             try:
                 summary["server"] = load_run(shome, url, queries, writer_rows, args.searchers, args.writer_pause, work)

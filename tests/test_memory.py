@@ -473,6 +473,41 @@ def test_catching_up_asks_the_ledger_what_changed_not_every_id(store, monkeypatc
     assert base[0].id not in after.ids and other.id in after.ids and len(after.ids) == 241
 
 
+def test_a_new_process_extends_the_index_saved_before_a_write_instead_of_rebuilding(store, monkeypatch):
+    """While a writer adds records, every saved index is one token behind: a new process (a CLI search) loads the
+    newest saved one and adds what was written since its mark, rather than re-reading and re-indexing everything."""
+    import numpy as np
+
+    from expagent.memory import lexical
+    from expagent.memory.records import Episode
+
+    rng = np.random.default_rng(7)
+
+    def vec():
+        v = rng.normal(size=384)
+        return (v / np.linalg.norm(v)).tolist()
+
+    base = [Episode(repo="r/x", issue=f"case {n}: the renderer drops frames", instance_id=f"b-{n}")
+            for n in range(240)]
+    store.add_records(base, "t", embeddings=[vec() for _ in base])
+    saved = lexical.lexical_index(store)
+    assert list((store.memory_dir / "cache").glob("lexical-*"))
+    extra = Episode(repo="r/x", issue="zygomorphic flanges wobble", instance_id="new-1")
+    store.add_records([extra], "t", embeddings=[vec()])
+    monkeypatch.setattr(lexical, "_memo", {})  # a new process: nothing in memory
+    monkeypatch.setattr(lexical, "_token_memo", {})
+    monkeypatch.setattr(lexical, "_build", lambda *a: pytest.fail("rebuilt instead of extending the saved index"))
+    fresh = lexical.lexical_index(store)
+    assert fresh.ids == saved.ids + [extra.id] and fresh.token == store.write_token() != saved.token
+    q = lexical.code_tokens("zygomorphic flanges wobble")
+    assert int(np.argmax(fresh.scores(q))) == len(saved.ids)
+    # an index saved for another source (a server's, under the same home) is never taken for this one
+    monkeypatch.setattr(lexical, "_memo", {})
+    for side in (store.memory_dir / "cache").glob("lexical-*/side.json"):
+        side.write_text(side.read_text().replace('"source": ""', '"source": "http://elsewhere:8000"'))
+    assert lexical._newest_saved(store) is None
+
+
 # ------------------------------------------------------------------------------------------- abstention gate
 def _gate_rows(n: int = 400, seed: int = 3):
     """Synthetic queries: the chance of a relevant episode rises with the pool and the top score."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import servers
@@ -63,3 +65,51 @@ def test_cli_unreachable_server_exit_code(tmp_path):
     assert proc.returncode == 2  # what the user gave cannot be used
     assert "must be an http:// or https:// URL" in proc.stderr and proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr
+
+
+def test_server_readers_catch_up_by_write_time_and_fall_back_when_a_clock_is_off(chroma_server, tmp_path,
+                                                                                 monkeypatch):
+    """A searcher on another machine catches up with a writer by asking what was written since its mark (records
+    carry their write time), not by reading every id; a record whose writer's clock is far off is still found
+    (the count disagrees, and every id is read)."""
+    from expagent.memory import lexical
+    from expagent.memory import store as store_mod
+    from expagent.memory.retrieval import retrieve
+    from expagent.memory.store import MemoryStore
+    from expagent.memory.swebench import episode_from_swebench, import_swebench
+
+    alice = MemoryStore.open(home=tmp_path / "alice", chroma_url=chroma_server)
+    collection = alice.chroma_collection()
+    if leftover := collection.get(include=[])["ids"]:  # the module's server is shared with other tests
+        collection.delete(ids=leftover)
+    import_swebench(alice, write_jsonl(tmp_path / "seed.jsonl", HISTORY))
+    bob = MemoryStore.open(home=tmp_path / "bob", chroma_url=chroma_server)
+    query = "Coupon.redeem() raises KeyError for expired coupon codes in shop/coupon.py"
+    assert all(h.record.instance_id != "acme__shop-201" for h in retrieve(bob, query, repo="acme/shop", k=5, floor=0))
+    reads_of_every_id = []
+    real_all_ids = MemoryStore.all_ids
+    monkeypatch.setattr(MemoryStore, "all_ids", lambda self: reads_of_every_id.append(self) or real_all_ids(self))
+
+    def add(instance: str, **row) -> None:
+        alice.add_episode(episode_from_swebench(dict(
+            repo="acme/shop", instance_id=instance, base_commit="e" * 40, created_at="2021-04-01T00:00:00Z",
+            problem_statement="Coupon.redeem() raises KeyError when the coupon code has expired (shop/coupon.py).",
+            patch=HISTORY[0]["patch"].replace("shop/cart.py", "shop/coupon.py"), **row), actor="alice"), "alice")
+
+    add("acme__shop-201")
+    written = collection.get(where={"instance_id": "acme__shop-201"}, include=["metadatas"])
+    assert abs(written["metadatas"][0][store_mod.WRITTEN_TS] - time.time()) < 60
+    hits = retrieve(bob, query, repo="acme/shop", k=5, floor=0)
+    assert "acme__shop-201" in {h.record.instance_id for h in hits}
+    assert reads_of_every_id == []  # caught up from the write times
+    index = lexical.lexical_index(bob)
+    assert index.mark is not None and len(index.ids) == len(HISTORY) + 1
+
+    # a writer whose clock is an hour behind: outside the window bob asks about
+    real_time = time.time
+    monkeypatch.setattr(store_mod.time, "time", lambda: real_time() - 3600)
+    add("acme__shop-202")
+    monkeypatch.setattr(store_mod.time, "time", real_time)
+    hits = retrieve(bob, query, repo="acme/shop", k=5, floor=0)
+    assert {"acme__shop-201", "acme__shop-202"} <= {h.record.instance_id for h in hits}
+    assert len(reads_of_every_id) == 1

@@ -55,7 +55,7 @@ class LexicalIndex:
     avgdl: float = 0.0  # the average token count of the records the BM25 index was built over
     delta_tf: list[dict[str, int]] | None = None  # records after the BM25 base: token -> frequency
     delta_len: list[int] | None = None  # their token counts
-    mark: int | None = None  # the store's change mark when this was read (catching up asks what came after it)
+    mark: float | None = None  # the store's change mark when this was read (catching up asks what came after it)
     _position: dict[str, int] | None = None
     _kind_masks: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
@@ -216,13 +216,13 @@ def _extend(store: Any, old: LexicalIndex, token: str) -> LexicalIndex | None:
     import numpy as np
 
     known = old.position()
-    mark = None
-    if old.mark is not None:  # the embedded store says what was written since: no need to read every id
+    new_ids: list[str] | None = None
+    if old.mark is not None:  # the store says what was written since: no need to read every id
         since, mark, total = store.ids_since(old.mark)
         new_ids = list(dict.fromkeys(i for i in since if i not in known))
         if total != len(old.ids) + len(new_ids):
-            return None  # records were removed
-    else:
+            new_ids = None  # records were removed, or (on a server) written outside the window asked about
+    if new_ids is None:
         mark = store.change_mark()  # before the read, as in _build
         now = store.all_ids()
         now_set = set(now)
@@ -278,7 +278,7 @@ def _cache_dir(store: Any, token: str) -> Path:
     return store.memory_dir / "cache" / f"lexical-{digest}"
 
 
-def _save(index: LexicalIndex, directory: Path) -> None:
+def _save(index: LexicalIndex, directory: Path, source: str) -> None:
     tmp = directory.with_name(directory.name + ".tmp-" + hashlib.sha256(str(id(index)).encode()).hexdigest()[:6])
     tmp.mkdir(parents=True, exist_ok=True)
     import numpy as np
@@ -289,7 +289,7 @@ def _save(index: LexicalIndex, directory: Path) -> None:
     atomic_write_json(tmp / "side.json", {
         "format": _FORMAT, "token": index.token, "ids": index.ids, "kinds": list(index.kinds),
         "repos": list(index.repos), "instances": list(index.instances), "created": list(map(float, index.created)),
-        "has_bm25": index.bm25 is not None, "avgdl": index.avgdl,
+        "has_bm25": index.bm25 is not None, "avgdl": index.avgdl, "mark": index.mark, "source": source,
     }, indent=None)
     try:
         tmp.rename(directory)
@@ -300,7 +300,9 @@ def _save(index: LexicalIndex, directory: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _load(directory: Path, token: str) -> LexicalIndex | None:
+def _load(directory: Path, token: str | None, source: str = "") -> LexicalIndex | None:
+    """The index saved in ``directory`` for ``token`` (None: for whatever token it was saved with, if it knows
+    its change mark and comes from ``source``, the store's server URL or "")."""
     import bm25s
     import numpy as np
 
@@ -309,15 +311,37 @@ def _load(directory: Path, token: str) -> LexicalIndex | None:
         return None
     try:
         side = json.loads(side_file.read_text(encoding="utf-8"))
-        if side.get("format") != _FORMAT or side.get("token") != token:
+        if side.get("format") != _FORMAT:
+            return None
+        if token is None and (side.get("mark") is None or side.get("source", "") != source):
+            return None
+        if token is not None and side.get("token") != token:
             return None
         bm25 = bm25s.BM25.load(str(directory), show_progress=False, verbosity=0) if side["has_bm25"] else None
         vectors = np.load(directory / "vectors.npy", mmap_mode="r")
     except (OSError, ValueError, KeyError):
         return None  # a damaged cache is only a cache: rebuild
-    return LexicalIndex(token, side["ids"], np.array(side["kinds"], dtype=object),
+    return LexicalIndex(side["token"], side["ids"], np.array(side["kinds"], dtype=object),
                         np.array(side["repos"], dtype=object), np.array(side["instances"], dtype=object),
-                        np.array(side["created"], dtype=np.float64), bm25, vectors, avgdl=float(side.get("avgdl", 0.0)))
+                        np.array(side["created"], dtype=np.float64), bm25, vectors, avgdl=float(side.get("avgdl", 0.0)),
+                        mark=side.get("mark"))
+
+
+def _newest_saved(store: Any) -> LexicalIndex | None:
+    """The index saved most recently for this store, whatever its token (``_save`` keeps one)."""
+    saved = []
+    for directory in (store.memory_dir / "cache").glob("lexical-*"):
+        try:
+            saved.append((directory.stat().st_mtime, directory))
+        except OSError:  # removed by a process saving a newer one
+            continue
+    for _mtime, directory in sorted(saved, reverse=True):
+        if ".tmp-" in directory.name:
+            continue
+        index = _load(directory, None, store.chroma_url or "")
+        if index is not None:
+            return index
+    return None
 
 
 _memo: dict[str, LexicalIndex] = {}
@@ -335,12 +359,14 @@ def lexical_index(store: Any) -> LexicalIndex:
     directory = _cache_dir(store, token)
     index = _load(directory, token)
     if index is None:
-        # records only change by being added or deleted; after additions, extend the index this process has
-        index = _extend(store, cached, token) if cached is not None else None
+        # records only change by being added or deleted; after additions, extend the index this process has,
+        # or else the newest one saved (a new process while a writer is adding: the saved token is already old)
+        base = cached if cached is not None else _newest_saved(store)
+        index = _extend(store, base, token) if base is not None else None
         if index is None:
             index = _build(store, token)
         if len(index.ids) >= 200 and not index.delta_tf:  # small memories rebuild faster than they load; an
-            _save(index, directory)                      # index with a delta is not saved (the next build is)
+            _save(index, directory, store.chroma_url or "")  # index with a delta is not saved (the next build is)
     with _memo_lock:
         _memo[key] = index
     return index

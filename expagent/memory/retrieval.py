@@ -46,6 +46,7 @@ from typing import Any, Iterable, Sequence
 from expagent.memory.embedding import EmbeddingError
 from expagent.memory.lexical import file_keys_of, lexical_index, symbol_keys_of
 from expagent.memory.records import Episode, Record, parse_time
+from expagent.memory.store import record_from_document
 from expagent.memory.tokens import code_tokens, mentioned_keys
 
 
@@ -303,8 +304,10 @@ def score_candidates(store: Any, query: str, *, repo: str | None = None,
     cand_rows = list(dict.fromkeys([*dense_rows.tolist(), *lex_rows.tolist()]))
     cos_of = {int(r): float(np.dot(index.vectors[r], q_vec)) for r in cand_rows}
     cand_ids = [index.ids[r] for r in cand_rows]
-    got = store.collection.get(ids=cand_ids, include=["metadatas"])
+    # one read for the candidates' fresh metadata and their documents (on a server, one request)
+    got = store.collection.get(ids=cand_ids, include=["metadatas", "documents"])
     metas: dict[str, dict[str, Any]] = dict(zip(got["ids"], got["metadatas"]))
+    docs: dict[str, str] = dict(zip(got["ids"], got["documents"]))
     if not metas:
         return ScoredCandidates(pool_size=n_episodes)
     pos = index.position()
@@ -333,11 +336,9 @@ def score_candidates(store: Any, query: str, *, repo: str | None = None,
         parts = {"dense": cos, "lexical": share, "keys": key, "usefulness": useful, "relevance": relevance}
         scored.append((item_id, meta, parts, relevance * factor))
     scored.sort(key=lambda t: t[3], reverse=True)
-    top_ids = [t[0] for t in scored[: max(cfg.candidates, 10)]]
-    records = store.get_many(top_ids)
-    out = ScoredCandidates((Hit(item_id, meta["kind"], score, records[item_id][0], parts)
-                            for item_id, meta, parts, score in scored if item_id in records),
-                           pool_size=n_episodes)
+    top = scored[: max(cfg.candidates, 10)]
+    out = ScoredCandidates((Hit(item_id, meta["kind"], score, record_from_document(docs[item_id] or "", meta), parts)
+                            for item_id, meta, parts, score in top), pool_size=n_episodes)
     return out if locations is None else localize_candidates(out, locations, cfg)
 
 

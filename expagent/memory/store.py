@@ -35,6 +35,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ _own_generations: set[str] = set()  # stamps written by this process (no reconne
 _connected: set[str] = set()  # embedded Chroma directories this process has opened (its client cache holds them)
 _PAGE = 2000  # Chroma reads are paged: one huge get() holds everything in memory twice
 _CHUNK = 500  # items per Chroma upsert
+WRITTEN_TS = "written_ts"  # server only: when a record was last written (seconds since the epoch)
+SERVER_MARK_SLACK = 120.0  # seconds a server catch-up looks back before its mark
 
 
 class MemoryOperationError(ExpagentError):
@@ -445,11 +448,15 @@ class MemoryStore:
                                            for i in missing])
             for i, v in zip(missing, vectors):
                 i.vector = v
+        # on a server, each record carries when it was written, so other processes catch up by asking what
+        # was written since a time (``ids_since``) instead of reading every id
+        stamp = {WRITTEN_TS: time.time()} if self.chroma_url else {}
         with self._chroma_errors("applying a write"):
             for start in range(0, len(puts), _CHUNK):
                 chunk = puts[start:start + _CHUNK]
                 coll.upsert(ids=[i.id for i in chunk], documents=[i.document for i in chunk],
-                            metadatas=[i.meta for i in chunk], embeddings=[i.vector for i in chunk])
+                            metadatas=[{**(i.meta or {}), **stamp} for i in chunk],
+                            embeddings=[i.vector for i in chunk])
             if dels:
                 coll.delete(ids=dels)
             if changes_set:
@@ -578,9 +585,12 @@ class MemoryStore:
         if self.chroma_url:
             coll = self._connect()
             with self._chroma_errors("reading"):
+                # one request: every add or delete through expagent sets a new token (``_apply``); a collection
+                # written before tokens existed has none, and its count stands in
                 fresh = self._client.get_collection(COLLECTION, embedding_function=chroma_function(
                     self.embedder_for_chroma()))
-                return str((fresh.metadata or {}).get("write_token", "")) + f":{coll.count()}"
+                token = str((fresh.metadata or {}).get("write_token", ""))
+                return token if token else f":{coll.count()}"
         return self.audit.write_token()
 
     def count(self) -> int:
@@ -629,14 +639,26 @@ class MemoryStore:
                     return out
                 out.extend(got["ids"])
 
-    def change_mark(self) -> int | None:
-        """A mark to ask :meth:`ids_since` about later (None with a Chroma server: no cheap way to ask)."""
-        return None if self.chroma_url else self.audit.mark()
+    def change_mark(self) -> float:
+        """A mark to ask :meth:`ids_since` about later: the ledger's position (embedded), or this machine's
+        clock (server: records carry the time they were written)."""
+        return time.time() if self.chroma_url else float(self.audit.mark())
 
-    def ids_since(self, mark: int) -> tuple[list[str], int, int]:
+    def ids_since(self, mark: float) -> tuple[list[str], float, int]:
         """``(ids written since mark, the new mark, how many records there are)``: what a cache of the records
-        needs to catch up without reading every id (embedded store only)."""
-        return self.audit.ids_since(mark)
+        needs to catch up without reading every id. On a server the ids are those stamped within
+        ``SERVER_MARK_SLACK`` seconds before the mark or later (a write in flight, other machines' clocks), so
+        some may be known already; one the window misses (a clock further off, a foreign client) makes the count
+        disagree, and the caller reads every id."""
+        if not self.chroma_url:
+            ids, new_mark, count = self.audit.ids_since(int(mark))
+            return ids, float(new_mark), count
+        coll = self._connect()
+        now = time.time()
+        with self._chroma_errors("reading"):
+            count = int(coll.count())
+            got = coll.get(where={WRITTEN_TS: {"$gte": mark - SERVER_MARK_SLACK}}, include=[])
+        return list(got["ids"]), now, count
 
     def list(self, kind: str | None = None, repo: str | None = None, status: str | None = None
              ) -> list[Record]:
