@@ -233,7 +233,7 @@ def parse_log(repo: str, path: Path) -> dict[str, str]:
 def note_changed_tests(row: dict, task) -> None:
     """The row's ``changed_tests``; when the empty patch resolves, ``why`` names them."""
     row["changed_tests"] = changed_tests(task)
-    if row.get("cause") == "empty resolves" and row["changed_tests"]:
+    if row.get("gold") and row.get("empty") and row["changed_tests"]:
         row["why"] += ("; the record's FAIL_TO_PASS passes without the fix here; tests that do change from empty to "
                        "gold: " + ", ".join(row["changed_tests"]))
 
@@ -318,6 +318,7 @@ def main() -> int:
                 tidy(row, rec if base else None)
                 if row.get("status") == "graded" and "changed_tests" not in row:
                     note_changed_tests(row, task)
+                verified.mark_upstream_defect(row)
                 continue
             done[task.instance_id] = {
                 "instance_id": task.instance_id, "repo": task.repo, "version": task.version, "status": "not run",
