@@ -56,8 +56,9 @@ CAUSES = (
 
 
 #: records the official harness grades wrongly too, from public reports: instance -> (the cause our grade gets when
-#: it meets that defect, what the defect is). Only a row whose own outcome is the defect's is reclassified (cause
-#: KNOWN_DEFECT, the report appended to ``why``): the verdict stays the grader's.
+#: it meets that defect, or None when the report does not say why; what the report says). A row whose own outcome
+#: is the defect's is reclassified (cause KNOWN_DEFECT); any other row that does not validate gets the report
+#: appended to ``why`` and keeps its cause: the verdict stays the grader's.
 UPSTREAM_DEFECTS = {
     "django__django-7530": (
         "empty resolves",
@@ -65,17 +66,26 @@ UPSTREAM_DEFECTS = {
         "FAIL_TO_PASS test_squashmigrations_initial_attribute passes at base_commit and the test patch does not touch "
         "it; the test the test patch changes, test_makemigrations_consistency_checks_respect_routers, errors at base "
         "and passes with the gold patch, but is on neither list"),
+    "django__django-10097": (
+        None,
+        "the official harness fails the gold patch too (SWE-bench/sb-cli#15, #20: one of the Verified gold "
+        "failures), the reports do not say which tests"),
 }
 KNOWN_DEFECT = "record defect (the official harness agrees)"
 
 
 def mark_upstream_defect(row: dict) -> None:
-    """Give ``row`` the cause KNOWN_DEFECT when its outcome is the one a known record defect produces."""
+    """Give ``row`` the cause KNOWN_DEFECT when its outcome is the one a known record defect produces; name the
+    report on any other row of that instance that does not validate."""
     known = UPSTREAM_DEFECTS.get(row.get("instance_id", ""))
-    if known is None or row.get("cause") != known[0]:
+    if known is None or row.get("ok") or known[1] in (row.get("why") or ""):
         return
-    row["cause"] = KNOWN_DEFECT
-    row["why"] = f"{row.get('why') or ''}; {known[1]}".lstrip("; ")
+    cause, report = known
+    if cause is not None and row.get("cause") != cause:
+        return
+    if cause is not None:
+        row["cause"] = KNOWN_DEFECT
+    row["why"] = f"{row.get('why') or ''}; {report}".lstrip("; ")
 
 
 def sample(tasks, per_repo: int = PER_REPO):

@@ -45,3 +45,17 @@ def test_the_summary_counts_the_defect_apart_from_empty_resolves():
         verified.mark_upstream_defect(row)
     assert verified.summarize([{**r, "repo": "django/django"} for r in rows])["failures_by_cause"] == {
         verified.KNOWN_DEFECT: 1, "empty resolves": 1}
+
+
+def test_a_known_gold_failure_without_a_stated_cause_only_names_the_report():
+    row = {"instance_id": "django__django-10097", "status": "graded", "gold": False, "empty": False, "ok": False,
+           "cause": "tests: gold not passing", "why": "16 required test(s) not passing"}
+    verified.mark_upstream_defect(row)
+    assert row["cause"] == "tests: gold not passing"
+    assert row["why"].startswith("16 required test(s) not passing; the official harness fails the gold patch too")
+    verified.mark_upstream_defect(row)
+    assert row["why"].count("sb-cli#15") == 1
+    # a row that validates is not touched
+    ok = {"instance_id": "django__django-10097", "ok": True, "cause": "", "why": ""}
+    verified.mark_upstream_defect(ok)
+    assert ok["why"] == ""
