@@ -199,7 +199,7 @@ def absent_tests(task, gold: dict[str, str], repo: Path, commit: str) -> list[st
 
     got = logparse.lookup(gold, [*task.fail_to_pass, *task.pass_to_pass])
     failing = [name for name, status in got.items() if status not in ("PASSED", "XFAIL", "XPASS", "SKIPPED")]
-    if not failing or any(got[name] != "MISSING" or "::" not in name for name in failing):
+    if not failing or any(got[name] != "MISSING" or locate_test(name) is None for name in failing):
         return []
     absent = []
     for name in failing:
@@ -207,13 +207,31 @@ def absent_tests(task, gold: dict[str, str], repo: Path, commit: str) -> list[st
         if any(other.startswith(bare + "[") for other in gold):
             absent.append(f"{name} (parametrized differently)")
             continue
-        path, _, func = bare.partition("::")
-        text = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True,
-                              text=True).stdout
-        if re.search(rf"def {re.escape(func.split('::')[-1])}\(", text):
-            return []
+        paths, func = locate_test(bare)
+        for path in paths:
+            text = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True,
+                                  text=True).stdout
+            if re.search(rf"def {re.escape(func)}\(", text):
+                return []
         absent.append(f"{name} (no such test)")
     return absent
+
+
+_DJANGO_NAME = re.compile(r"^(\w+) \(([\w.]+)\)$")
+
+
+def locate_test(name: str) -> tuple[list[str], str] | None:
+    """(the files that may hold the test ``name``, its function's name), or None when the name does not say (a
+    django test named by its docstring). pytest: ``path::[Class::]func``; django's runner: ``func (module.Class)``
+    under ``tests/``, the module being a prefix of the dotted name (as ``grader.graded_test_files`` reads it)."""
+    if "::" in name:
+        path, _, func = name.partition("::")
+        return [path], func.split("::")[-1]
+    match = _DJANGO_NAME.match(name)
+    if match is None:
+        return None
+    parts = match.group(2).split(".")
+    return ["tests/" + "/".join(parts[:end]) + ".py" for end in range(len(parts) - 1, 0, -1)], match.group(1)
 
 
 def grade_logs(instance_id: str) -> list[Path]:
@@ -233,7 +251,7 @@ def parse_log(repo: str, path: Path) -> dict[str, str]:
 def note_changed_tests(row: dict, task) -> None:
     """The row's ``changed_tests``; when the empty patch resolves, ``why`` names them."""
     row["changed_tests"] = changed_tests(task)
-    if row.get("cause") == "empty resolves" and row["changed_tests"]:
+    if row.get("gold") and row.get("empty") and row["changed_tests"]:
         row["why"] += ("; the record's FAIL_TO_PASS passes without the fix here; tests that do change from empty to "
                        "gold: " + ", ".join(row["changed_tests"]))
 
@@ -318,6 +336,7 @@ def main() -> int:
                 tidy(row, rec if base else None)
                 if row.get("status") == "graded" and "changed_tests" not in row:
                     note_changed_tests(row, task)
+                verified.mark_upstream_defect(row)
                 continue
             done[task.instance_id] = {
                 "instance_id": task.instance_id, "repo": task.repo, "version": task.version, "status": "not run",
