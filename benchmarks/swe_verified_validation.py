@@ -55,37 +55,23 @@ CAUSES = (
 )
 
 
-#: records the official harness grades wrongly too, from public reports: instance -> (the cause our grade gets when
-#: it meets that defect, or None when the report does not say why; what the report says). A row whose own outcome
-#: is the defect's is reclassified (cause KNOWN_DEFECT); any other row that does not validate gets the report
-#: appended to ``why`` and keeps its cause: the verdict stays the grader's.
-UPSTREAM_DEFECTS = {
-    "django__django-7530": (
-        "empty resolves",
-        "record defect, the official harness resolves the empty patch too (SWE-bench/SWE-bench#502): its "
-        "FAIL_TO_PASS test_squashmigrations_initial_attribute passes at base_commit and the test patch does not touch "
-        "it; the test the test patch changes, test_makemigrations_consistency_checks_respect_routers, errors at base "
-        "and passes with the gold patch, but is on neither list"),
-    "django__django-10097": (
-        None,
-        "the official harness fails the gold patch too (SWE-bench/sb-cli#15, #20: one of the Verified gold "
-        "failures), the reports do not say which tests"),
-}
+#: instances the official harness itself does not grade as valid (public reports, with sources and its verdicts)
+HARNESS_GOLD_FAILS = json.loads((Path(__file__).resolve().parent / "swe_harness_gold_failures.json").read_text())
 KNOWN_DEFECT = "record defect (the official harness agrees)"
 
 
 def mark_upstream_defect(row: dict) -> None:
-    """Give ``row`` the cause KNOWN_DEFECT when its outcome is the one a known record defect produces; name the
-    report on any other row of that instance that does not validate."""
-    known = UPSTREAM_DEFECTS.get(row.get("instance_id", ""))
-    if known is None or row.get("ok") or known[1] in (row.get("why") or ""):
+    """For an instance the official harness does not grade as valid either (HARNESS_GOLD_FAILS): a row with the
+    harness's verdicts and the defect's own cause gets the cause KNOWN_DEFECT; any row of it that does not validate
+    names the report in ``why`` (once). Other causes stay: the verdict is still the grader's."""
+    known = HARNESS_GOLD_FAILS["instances"].get(row.get("instance_id", ""))
+    if known is None or row.get("ok"):
         return
-    cause, report = known
-    if cause is not None and row.get("cause") != cause:
-        return
-    if cause is not None:
+    report = f"official harness: {known['reason']} ({', '.join(known['sources'])})"
+    if known.get("defect_cause") and row.get("cause") == known["defect_cause"] and _harness_verdicts(row, known):
         row["cause"] = KNOWN_DEFECT
-    row["why"] = f"{row.get('why') or ''}; {report}".lstrip("; ")
+    if report not in (row.get("why") or ""):
+        row["why"] = f"{row.get('why') or ''}; {report}".lstrip("; ")
 
 
 def sample(tasks, per_repo: int = PER_REPO):
@@ -107,17 +93,18 @@ def classify(text: str) -> str:
     return "tests: gold not passing" if text else ""
 
 
-#: instances whose gold patch the official harness itself does not resolve (public reports, with sources)
-HARNESS_GOLD_FAILS = json.loads((Path(__file__).resolve().parent / "swe_harness_gold_failures.json").read_text())
+def _harness_verdicts(row: dict, known: dict) -> bool:
+    return (row.get("status") == "graded" and row.get("gold") is known["harness"]["gold"]
+            and row.get("empty") is known["harness"]["empty"])
 
 
 def harness_agrees(row: dict) -> bool:
-    """Our verdicts are the harness's: gold resolves and empty does not, or, on an instance whose gold the
-    official harness itself does not resolve, both gold and empty were graded unresolved here too."""
+    """Our verdicts are the harness's: gold resolves and empty does not, or, on an instance the official harness
+    itself does not grade as valid (HARNESS_GOLD_FAILS), the harness's own gold and empty verdicts."""
     if row.get("ok"):
         return True
-    return (row["instance_id"] in HARNESS_GOLD_FAILS["instances"] and row.get("status") == "graded"
-            and row.get("gold") is False and row.get("empty") is False)
+    known = HARNESS_GOLD_FAILS["instances"].get(row["instance_id"])
+    return known is not None and _harness_verdicts(row, known)
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -153,9 +140,9 @@ def write(rows: list[dict], meta: dict) -> None:
         f"of the instances whose repository is available here: {s['valid_share_of_available']}",
         f"- failures by cause: {', '.join(f'{k} {v}' for k, v in s['failures_by_cause'].items()) or 'none'}",
         f"- the same verdicts as the official harness: {s['agrees_with_harness']}/{s['instances']} "
-        f"({s['agrees_with_harness_share']}): the valid ones, plus those of the sample whose gold the harness "
-        f"itself does not resolve ({', '.join(s['harness_gold_fails_in_sample']) or 'none'}; sources in "
-        f"benchmarks/swe_harness_gold_failures.json) when graded unresolved here with the empty patch too",
+        f"({s['agrees_with_harness_share']}): the valid ones, plus those of the sample the official harness "
+        f"itself does not grade as valid ({', '.join(s['harness_gold_fails_in_sample']) or 'none'}; reports and "
+        f"the harness's verdicts in benchmarks/swe_harness_gold_failures.json) when graded as the harness does",
         f"- environment build (first): median {s['env_build_first_s']['median']} s, max {s['env_build_first_s']['max']}"
         f" s; cached: median {s['env_cached_s']['median']} s",
         f"- install at base_commit (first, once per instance, then cached): median "
@@ -168,10 +155,11 @@ def write(rows: list[dict], meta: dict) -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        note = (r.get("why") or "").replace("|", "/").replace("\n", " ")[:240]
-        known = HARNESS_GOLD_FAILS["instances"].get(r["instance_id"])
-        if known:
-            note = f"official harness: gold unresolved too ({known['reason']}; {', '.join(known['sources'])}). {note}"
+        note = (r.get("why") or "").replace("|", "/").replace("\n", " ")
+        if "official harness:" in note and len(note) > 240:  # keep the report's mention in view
+            head, _, tail = note.partition("; official harness:")
+            note = head[:120] + " … ; official harness:" + tail[:200]
+        note = note[:360]
         same = "yes" if harness_agrees(r) else "-" if r["status"] in ("unavailable", "not run") else "no"
         lines.append(
             f"| {r['instance_id']} | {r.get('version', '')} | {r['status']} | {_fmt(r.get('gold'))} | "
