@@ -379,6 +379,18 @@ def test_a_long_lived_reader_sees_another_process_changes(seeded):
     assert "acme__shop-200" in {h.record.instance_id for h in again}
 
 
+def _unit_vectors(seed: int):
+    """A function giving a new random unit vector (384 dimensions, as the model's) per call."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+
+    def vec():
+        v = rng.normal(size=384)
+        return (v / np.linalg.norm(v)).tolist()
+    return vec
+
+
 def test_index_after_additions_equals_a_full_rebuild(seeded, monkeypatch):
     import numpy as np
 
@@ -448,11 +460,7 @@ def test_catching_up_asks_the_ledger_what_changed_not_every_id(store, monkeypatc
     from expagent.memory import lexical
     from expagent.memory.records import Episode
 
-    rng = np.random.default_rng(5)
-
-    def vec():
-        v = rng.normal(size=384)
-        return (v / np.linalg.norm(v)).tolist()
+    vec = _unit_vectors(5)
 
     base = [Episode(repo="r/x", issue=f"case {n}: the parser fails on empty input", instance_id=f"b-{n}")
             for n in range(240)]
@@ -481,11 +489,7 @@ def test_a_new_process_extends_the_index_saved_before_a_write_instead_of_rebuild
     from expagent.memory import lexical
     from expagent.memory.records import Episode
 
-    rng = np.random.default_rng(7)
-
-    def vec():
-        v = rng.normal(size=384)
-        return (v / np.linalg.norm(v)).tolist()
+    vec = _unit_vectors(7)
 
     base = [Episode(repo="r/x", issue=f"case {n}: the renderer drops frames", instance_id=f"b-{n}")
             for n in range(240)]
