@@ -65,9 +65,12 @@ DEVIATIONS = {
     ("matplotlib/matplotlib", "3.0"): ({"pre_install": []}, _QHULL),
     ("matplotlib/matplotlib", "3.1"): ({"pre_install": []}, _QHULL),
     ("matplotlib/matplotlib", "3.4"): (
-        {"pre_install": ["printf '[libs]\\nsystem_freetype = True\\nsystem_qhull = True\\n' > setup.cfg"]},
+        {"pre_install": ["printf '[libs]\\nsystem_freetype = True\\nsystem_qhull = True\\n' > setup.cfg"],
+         "index_date": "created_at"},
         "the system's freetype and qhull (setup.cfg [libs]; libqhull-dev installed with apt-get) in place of the "
-        "spec's qhull download from qhull.org, which is not reachable here"),
+        "spec's qhull download from qhull.org, which is not reachable here; ghostscript installed with apt-get "
+        "(the spec's texlive brings it) for the pdf image comparisons; the package index as of the instance's "
+        "created_at in place of overrides.json's env_commit date (a reconstruction's commits carry a fixed date)"),
 }
 
 

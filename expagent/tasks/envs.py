@@ -21,6 +21,7 @@ explicit environment (``overlays.clean_environ``), not the caller's variables.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -37,6 +38,7 @@ from expagent import paths
 from expagent.errors import RuntimeFailure
 from expagent.fsutil import atomic_write_json, locked  # noqa: F401  (locked: used here and by callers)
 from expagent.tasks.runtime import Interpreter, clean_environ, site_packages, system_command
+from expagent.tasks import index_date
 from expagent.tasks.pythons import find_python
 from expagent.tasks.suite import EnvRecipe
 
@@ -305,7 +307,7 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
     started = time.monotonic()
     echo(f"building environment for {repo} (Python {python_version}) in {path}")
     builder = Builder(path / "build.log", _env_environ(path, recipe), echo)
-    with build_steps(builder, path, f"environment build for {repo}"):
+    with build_steps(builder, path, f"environment build for {repo}"), index_date.serving(builder, recipe.index_date):
         if recipe.constraints:
             (path / "constraints.txt").write_text("\n".join(recipe.constraints) + "\n", encoding="utf-8")
         if recipe.system_packages:
@@ -459,5 +461,9 @@ def ensure_env(task, *, repos_dir: str | Path | None = None, echo: Callable[[str
     require_spec(task.suite, task.repo, task.version)
     recipe = task.suite.recipe(task.repo, task.version)
     source = source or resolve_repo(task.suite, task.repo, repos_dir)
-    return build_env(recipe, task.repo, source, task.env_commit or task.base_commit, echo=echo, python=python,
-                     label=task.version)
+    env_commit = task.env_commit or task.base_commit
+    if recipe.index_date:
+        # the literal date is what the cache key covers (and what the install at a base commit reuses)
+        recipe = dataclasses.replace(recipe, index_date=index_date.resolve(
+            recipe.index_date, created_at=task.created_at, source=source, env_commit=env_commit))
+    return build_env(recipe, task.repo, source, env_commit, echo=echo, python=python, label=task.version)

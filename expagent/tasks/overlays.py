@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 from expagent.fsutil import atomic_write_json
+from expagent.tasks import index_date
 
 #: the variables a build or a test run may see besides the ones set explicitly (an allowlist)
 from expagent.tasks.runtime import (  # noqa: F401  (the explicit environment, re-exported)
@@ -117,7 +118,8 @@ def _build_overlay(env, source: Path, base_commit: str, path: Path, echo) -> Ove
         extra["PIP_CONSTRAINT"] = str(env.path / "constraints.txt")
     builder = Builder(path / "build.log", clean_environ([str(bin_dir)], build=True, extra=extra), echo)
     src = path / "src"
-    with build_steps(builder, path, f"the install of {source.name} at {base_commit[:12]}"):
+    with build_steps(builder, path, f"the install of {source.name} at {base_commit[:12]}"), \
+            index_date.serving(builder, recipe.index_date):
         builder.checkout(source, src, base_commit)
         builder.steps([*recipe.pre_install, *recipe.install], src)
         generated = _generated_files(src)

@@ -66,7 +66,8 @@ class EnvRecipe:
     environment checkout) and ``packages``, then ``pip_packages``, then ``pre_install`` and
     ``install`` run as shell commands in the environment checkout with the venv activated.
     ``constraints`` are pins applied to every pip call of the build (``PIP_CONSTRAINT``): this is
-    where pins that no longer resolve today are fixed. ``system_packages`` are OS packages the
+    where pins that no longer resolve today are fixed; ``index_date`` resolves the build against the package
+    index as it was on a date, for unpinned requirements that no longer resolve together today. ``system_packages`` are OS packages the
     recipe needs; the local backend does not install them (it records them in the build log).
     """
 
@@ -83,6 +84,9 @@ class EnvRecipe:
     pre_install: list[str] = field(default_factory=list)
     install: list[str] = field(default_factory=lambda: ["python -m pip install -e ."])
     constraints: list[str] = field(default_factory=list)
+    # resolve every pip call of the build against the index as of this date ("created_at", "env_commit" or an
+    # ISO date; ``expagent.tasks.index_date``): for recipes whose unpinned requirements no longer resolve today
+    index_date: str = ""
     system_packages: list[str] = field(default_factory=list)
     # give the venv the host interpreter's site-packages (used by tests and for offline suites)
     system_site_packages: bool = False
@@ -99,7 +103,7 @@ class EnvRecipe:
     #: fields that shape the environment itself (the cache key); the rest only affect test runs
     BUILD_FIELDS = (
         "python", "bootstrap", "requirements", "requirements_exclude", "packages", "conda_env", "pip_packages", "pre_install", "install",
-        "constraints", "system_site_packages",
+        "constraints", "system_site_packages", "index_date",
     )
 
     def updated(self, values: dict[str, Any], origin: str) -> "EnvRecipe":
