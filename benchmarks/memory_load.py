@@ -139,7 +139,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 def load_run(home: Path, url: str | None, queries: list[dict], writer_rows: list[dict], searchers: int,
-             pause: float, work: Path) -> dict:
+             pause: float, work: Path, code: Path = ROOT) -> dict:
+    """One load run; ``code``: the checkout whose expagent the searching and writing processes import."""
     qfile, rfile = work / "queries.json", work / "writer_rows.json"
     qfile.write_text(json.dumps(queries))
     rfile.write_text(json.dumps(writer_rows))
@@ -150,13 +151,13 @@ def load_run(home: Path, url: str | None, queries: list[dict], writer_rows: list
     # searches then competed with the other searchers' first full reads over HTTP, and its wall time held them)
     for f in (start, stop, wout, Path(f"{wout}.writing"), *outs, *(Path(f"{o}.ready") for o in outs)):
         f.unlink(missing_ok=True)
-    procs = [subprocess.Popen([sys.executable, "-c", SEARCHER, str(ROOT), str(home), url or "", str(qfile), str(start),
+    procs = [subprocess.Popen([sys.executable, "-c", SEARCHER, str(code), str(home), url or "", str(qfile), str(start),
                                str(o)]) for o in outs]
     while not all(Path(str(o) + ".ready").exists() for o in outs):
         if any(p.poll() not in (None, 0) for p in procs):
             raise SystemExit("a searcher failed to start")
         time.sleep(0.1)
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(ROOT), str(home), url or "", str(rfile), str(stop),
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(code), str(home), url or "", str(rfile), str(stop),
                                str(wout), str(pause)])
     while not Path(str(wout) + ".writing").exists():  # the searches start once the writer is writing
         if writer.poll() is not None:
@@ -278,6 +279,9 @@ def main() -> None:
     parser.add_argument("--only-listing", action="store_true", help="measure the listing commands only")
     parser.add_argument("--base-texts", type=int, default=100, help="texts embedded for real (jittered copies fill the rest)")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--compare-code", type=Path, default=None,
+                        help="another checkout (e.g. a worktree of an older commit): the server run is repeated "
+                             "with its code and this one's, alternating, twice each, on one server")
     parser.add_argument("--cache", type=Path, default=None,
                         help="keep the built memories here and reuse them (each run works on a copy)")
     args = parser.parse_args()
@@ -334,6 +338,16 @@ def main() -> None:
             try:
                 summary["server"] = load_run(shome, url, queries, writer_rows, args.searchers, args.writer_pause, work)
                 print(json.dumps(summary["server"]), file=sys.stderr)
+                if args.compare_code:
+                    rev = subprocess.run(["git", "-C", str(args.compare_code), "log", "-1", "--format=%h %s"],
+                                         capture_output=True, text=True).stdout.strip()[:60]
+                    summary["server_compare"] = {"other_code": rev or args.compare_code.name, "runs": []}
+                    for code in (args.compare_code, ROOT, args.compare_code, ROOT):
+                        run = load_run(shome, url, queries, writer_rows, args.searchers, args.writer_pause, work,
+                                       code=code.resolve())
+                        run["code"] = "other" if code is args.compare_code else "this"
+                        summary["server_compare"]["runs"].append(run)
+                        print(json.dumps(run), file=sys.stderr)
             finally:
                 server.terminate()
                 server.wait(timeout=30)
@@ -362,6 +376,18 @@ def markdown(s: dict) -> str:
             lines.append(f"| {name} | {r['queries']} | {r.get('wall_s', '')} | {r['search_p50_ms']} | {r['search_p95_ms']} | "
                          f"{r['search_p99_ms']} | {r['read_errors']} | {r['writer_added']} ({r['write_p50_ms']}) | "
                          f"{r['writer_errors']} | {r['load_average_during']} |")
+    if s.get("server_compare"):
+        runs = s["server_compare"]["runs"]
+        lines += ["", f"### The server run with other code (`{s['server_compare']['other_code']}`) and this code, "
+                      "alternating on one server", "",
+                  "| code | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) | wall (s) | load avg during |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in runs:
+            lines.append(f"| {r['code']} | {r['search_p50_ms']} | {r['search_p95_ms']} | {r['search_p99_ms']} | "
+                         f"{r['search_max_ms']} | {r['wall_s']} | {r['load_average_during']} |")
+        mean = lambda code, key: sum(r[key] for r in runs if r["code"] == code) / 2  # noqa: E731
+        lines += ["", f"Ratio other / this: p50 {mean('other', 'search_p50_ms') / mean('this', 'search_p50_ms'):.2f}, "
+                      f"p95 {mean('other', 'search_p95_ms') / mean('this', 'search_p95_ms'):.2f}."]
     if s.get("server_note"):
         lines += ["", f"Server: {s['server_note']}."]
     lines += ["", "Goals: p50 < 100 ms, p95 < 200 ms, no read error.", "",

@@ -167,6 +167,7 @@ def test_memory_hog_is_killed_and_reported(client, repo, settings):
         assert "+kept = 1" in sb.diff()
 
 
+@pytest.mark.slow  # a few seconds; the default run stays under 5 min (.ci/run runs the slow set)
 def test_pids_limit_contains_fork_bombs(client, repo, settings):
     counter = textwrap.dedent("""\
         import os, signal, time
@@ -494,6 +495,7 @@ def ssh_endpoint(tmp_path, monkeypatch):
         server.wait(timeout=10)
 
 
+@pytest.mark.slow  # a few seconds; the default run stays under 5 min (.ci/run runs the slow set)
 def test_sandbox_over_ssh_endpoint(client, repo, settings, ssh_endpoint, monkeypatch):
     from expagent.sandbox.docker import docker_available
 

@@ -55,6 +55,7 @@ def _other_python() -> str | None:
     return None
 
 
+@pytest.mark.slow  # builds venvs of old interpreters (a few seconds)
 def test_the_old_pip_check_tells_a_pre_resolver_pip_from_a_current_one(tmp_path):
     # the running interpreter's pip is current: no upgrade
     assert subprocess.run([sys.executable, "-c", OLD_PIP_CHECK], capture_output=True).returncode == 1

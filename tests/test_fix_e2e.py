@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import fixing_replies, git, run_cli, write_script
 
 
@@ -15,6 +17,8 @@ def _run_dir(home):
     return runs[0]
 
 
+@pytest.mark.parametrize("sandbox_kind", ["local", pytest.param("docker", marks=[pytest.mark.docker, pytest.mark.slow])],
+                         indirect=True)  # the Docker case runs with the slow set (.ci/run runs both)
 def test_fix_end_to_end_and_replay(buggy_repo, tmp_path, isolated_home, sandbox_kind):
     script = write_script(tmp_path / "script.json", fixing_replies())
     # an uncommitted change in the user's tree must survive untouched

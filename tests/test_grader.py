@@ -174,6 +174,8 @@ def test_patch_from_swebench_predictions_file(suite, demo, tmp_path):
     assert "has no prediction for demo__calc-2" in str(missing.exception)
 
 
+@pytest.mark.parametrize("sandbox_kind", ["local", pytest.param("docker", marks=[pytest.mark.docker, pytest.mark.slow])],
+                         indirect=True)  # the Docker case runs with the slow set (.ci/run runs both)
 def test_validate_on_each_sandbox_backend(suite, demo, sandbox_kind):
     # local: a host virtualenv; docker: an environment image built on the sandbox image
     result = cli("eval", str(demo), "--validate", "--sandbox", sandbox_kind, "--json")

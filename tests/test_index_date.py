@@ -149,6 +149,7 @@ def test_matplotlib_3_4_resolves_its_unpinned_requirements_as_of_its_environment
     assert "index_date" not in swebench_specs.recipe_values("matplotlib/matplotlib", "3.1")
 
 
+@pytest.mark.slow  # a few seconds; the default run stays under 5 min (.ci/run runs the slow set)
 def test_a_dated_build_installs_the_release_of_that_date_not_todays(upstream, tmp_path, monkeypatch):
     monkeypatch.setenv("EXPAGENT_HOME", str(tmp_path / "home"))
     # the upstream is the user's index; extra indexes and find-links (no upload times) must not leak in

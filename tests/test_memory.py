@@ -331,6 +331,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a few seconds; the default run stays under 5 min (.ci/run runs the slow set)
 def test_two_processes_writing_the_same_store(tmp_path):
     from expagent.memory.retrieval import retrieve
     from expagent.memory.store import MemoryStore

@@ -131,6 +131,7 @@ IMPORTER = """
 """
 
 
+@pytest.mark.slow  # ~10 s per point (1,200 records): the consolidation's mid_apply kill stays in the default run
 @pytest.mark.parametrize("point", WRITER_KILL_POINTS)
 def test_sigkill_during_an_import_then_reopen(tmp_path, point):
     from expagent.memory.records import Episode
@@ -246,7 +247,8 @@ READER = """
 """
 
 
-@pytest.mark.parametrize("writers", [2, pytest.param(4, marks=pytest.mark.slow)])
+@pytest.mark.slow  # real processes for seconds; the in-process writer/reader tests stay in the default run
+@pytest.mark.parametrize("writers", [2, 4])
 def test_concurrent_writers_and_a_reader(tmp_path, writers):
     from expagent.memory.records import Lesson
     from expagent.memory.store import MemoryStore

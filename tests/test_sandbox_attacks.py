@@ -211,6 +211,8 @@ def test_without_a_cgroup_rlimits_stop_a_memory_hog_and_say_so(repo, monkeypatch
         assert not sb.run("exit 3", timeout=30).oom_killed
 
 
+@pytest.mark.parametrize("sandbox_kind", ["local", pytest.param("docker", marks=[pytest.mark.docker, pytest.mark.slow])],
+                         indirect=True)  # the Docker case runs with the slow set (.ci/run runs both)
 def test_a_setsid_escapee_dies_with_its_timed_out_command(sandbox):
     started = time.monotonic()
     result = sandbox.run("setsid bash -c 'sleep 4; echo escaped > escaped.txt' & sleep 60", timeout=1)
@@ -219,6 +221,8 @@ def test_a_setsid_escapee_dies_with_its_timed_out_command(sandbox):
     assert sandbox.run("test -e escaped.txt && echo ESCAPED || echo contained", timeout=30).output.strip() == "contained"
 
 
+@pytest.mark.parametrize("sandbox_kind", ["local", pytest.param("docker", marks=[pytest.mark.docker, pytest.mark.slow])],
+                         indirect=True)  # the Docker case runs with the slow set (.ci/run runs both)
 def test_a_flood_of_output_is_bounded_and_says_how_much_was_dropped(sandbox):
     """200 MB printed: the caller keeps the head and the tail (8 MB), not everything, on both backends."""
     result = sandbox.run("head -c 200000000 /dev/zero | tr '\\0' x; echo; echo THE-END", timeout=120)
