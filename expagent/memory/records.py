@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from expagent.errors import ExpagentError
+from expagent.timeutil import parse_iso
 
 SCHEMA_VERSION = 1
 #: episodes keep the patch as evidence, but a runaway diff must not bloat the store
@@ -59,18 +60,11 @@ def parse_time(value: str | float | int | datetime | None, what: str = "time") -
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, datetime):
-        dt = value
-    else:
-        text = str(value).strip()
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        try:
-            dt = datetime.fromisoformat(text)
-        except ValueError:
-            raise RecordError(f"{what}: not an ISO date/time: {value!r}") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
+        return (value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)).timestamp()
+    try:
+        return parse_iso(str(value)).timestamp()
+    except ValueError:
+        raise RecordError(f"{what}: not an ISO date/time: {value!r}") from None
 
 
 def _digest(*parts: Any) -> str:

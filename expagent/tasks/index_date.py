@@ -42,6 +42,7 @@ from typing import Any, Iterator
 from urllib.parse import urljoin
 
 from expagent.errors import ExpagentError
+from expagent.timeutil import parse_iso
 
 DEFAULT_INDEX = "https://pypi.org/simple/"
 JSON_PAGE = "application/vnd.pypi.simple.v1+json"
@@ -56,14 +57,10 @@ class IndexDateError(ExpagentError):
 
 def parse_date(value: str) -> datetime:
     """``value`` (ISO 8601 date or datetime; UTC when no offset) as an aware UTC datetime."""
-    text = value.strip().replace("Z", "+00:00")
     try:
-        parsed = datetime.fromisoformat(text)
+        return parse_iso(value).astimezone(timezone.utc)
     except ValueError:
         raise IndexDateError(f"index_date {value!r} is not an ISO 8601 date or datetime") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
 
 
 def format_date(moment: datetime) -> str:
