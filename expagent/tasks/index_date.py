@@ -29,7 +29,6 @@ import json
 import os
 import re
 import ssl
-import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -42,6 +41,7 @@ from typing import Any, Iterator
 from urllib.parse import urljoin
 
 from expagent.errors import ExpagentError
+from expagent.gitutil import GitError, git
 from expagent.timeutil import parse_iso
 
 DEFAULT_INDEX = "https://pypi.org/simple/"
@@ -76,11 +76,13 @@ def resolve(value: str, *, created_at: str = "", source: Path | None = None, env
             raise IndexDateError("index_date 'created_at': the task has no created_at")
         return format_date(parse_date(created_at))
     if value == "env_commit":
-        proc = subprocess.run(["git", "-C", str(source), "log", "-1", "--format=%cI", env_commit],
-                              capture_output=True, text=True)
-        if proc.returncode != 0 or not proc.stdout.strip():
+        try:
+            committed = git(source, "log", "-1", "--format=%cI", env_commit).strip()
+        except GitError:
+            committed = ""
+        if not committed:
             raise IndexDateError(f"index_date 'env_commit': cannot read the date of {env_commit[:12]} in {source}")
-        return format_date(parse_date(proc.stdout.strip()))
+        return format_date(parse_date(committed))
     return format_date(parse_date(value))
 
 
