@@ -156,9 +156,21 @@ def run_one(task, repos: Path, timeout: float | None, sdist_python: str = sys.ex
     if result.get("status") == "graded":
         note_changed_tests(result, task)
         classify_absent(result, task, repos)
+        classify_mapped(result, task)
     # the full note is the row's ``note``; ``why`` (what the results table shows) starts with its short form
     result["why"] = f"[sdist {rec.archive}, {rec.mode}, not the real base] {result.get('why') or ''}".strip()
     return result
+
+
+def same_reconstruction(row: dict, rec) -> bool:
+    """Whether a part file's row was graded on the reconstruction made today (``rec``; None when none could be
+    made): the same release placed the same way. The reconstructed commit's id is not compared: it differs
+    between homes (a part graded in a helper's home) while the tree it holds is the same."""
+    if rec is None:
+        return row.get("status") == "error"
+    if row.get("sdist"):
+        return row.get("sdist") == rec.archive and row.get("sdist_mode") == rec.mode
+    return row.get("reconstructed_base") == rec.base_commit
 
 
 def tidy(row: dict, rec) -> None:
@@ -190,6 +202,68 @@ def classify_absent(row: dict, task, repos: Path) -> None:
         row["why"] = (f"{row.get('why')}; every record test the gold run lacks is named differently in the "
                       f"reconstruction (renamed or parametrized between the base commit and the release): "
                       f"{', '.join(absent)}")
+
+
+def release_names(names: list[str], gold: dict[str, str], cutoff: float = 0.9) -> dict[str, list[str]]:
+    """For each record test (pytest ``path::[Class::]func[params]`` names) that the gold run on a reconstruction
+    lacks, the tests of the release that stand for it: its parametrizations (``func[...]``) when the release
+    parametrized it, else the one test function of the same file and class whose name is nearly the same
+    (difflib ratio >= ``cutoff``, a unique best: a typo fixed, ``consicutive`` -> ``consecutive``) with its
+    parametrizations. A name with no such stand-in, or with several equally near, is left out (still MISSING)."""
+    import difflib
+
+    from expagent.tasks import logparse
+
+    got = logparse.lookup(gold, names)
+    out: dict[str, list[str]] = {}
+    for name in names:
+        if got[name] != logparse.MISSING or "::" not in name or "[" in name:
+            continue
+        params = [other for other in gold if other.startswith(name + "[")]
+        if params:
+            out[name] = params
+            continue
+        scope, _, func = name.rpartition("::")
+        funcs = {other[len(scope) + 2:].split("[", 1)[0] for other in gold if other.startswith(scope + "::")}
+        funcs = {f for f in funcs if "::" not in f}
+        scored = sorted(((difflib.SequenceMatcher(None, func, f).ratio(), f) for f in funcs), reverse=True)
+        if scored and scored[0][0] >= cutoff and (len(scored) == 1 or scored[1][0] < scored[0][0]):
+            best = f"{scope}::{scored[0][1]}"
+            out[name] = [other for other in gold if other == best or other.startswith(best + "[")]
+    return out
+
+
+def mapped_verdicts(task, gold: dict[str, str], empty: dict[str, str]) -> tuple[bool, bool, dict[str, list[str]]]:
+    """Gold and empty verdicts on a reconstruction with the record's renamed tests graded by their stand-ins in
+    the release (``release_names``): (gold resolves, empty resolves, the mapping). The grader's own verdicts on
+    the row stay as graded; this says whether the renaming is all that kept the row from being valid."""
+    from expagent.tasks import grader
+
+    mapping = release_names([*task.fail_to_pass, *task.pass_to_pass], gold)
+
+    def expand(names: list[str]) -> list[str]:
+        return [new for name in names for new in mapping.get(name, [name])]
+
+    mapped = dataclasses.replace(task, fail_to_pass=expand(task.fail_to_pass), pass_to_pass=expand(task.pass_to_pass))
+    return not grader.evaluate(mapped, gold)[2], not grader.evaluate(mapped, empty)[2], mapping
+
+
+def classify_mapped(row: dict, task) -> None:
+    """A row whose gold fails on renamed record tests only (``ABSENT``): its verdicts with the names mapped to the
+    release's (``mapped_verdicts``), kept beside the grader's as ``gold_mapped`` / ``empty_mapped``."""
+    if row.get("cause") != ABSENT:
+        return
+    logs = grade_logs(row["instance_id"])
+    if len(logs) < 2:
+        return
+    gold, empty = (parse_log(task.repo, p) for p in logs)
+    gold_ok, empty_ok, mapping = mapped_verdicts(task, gold, empty)
+    row.update(gold_mapped=gold_ok, empty_mapped=empty_ok,
+               renamed={name: new[:4] + ([f"... {len(new) - 4} more"] if len(new) > 4 else [])
+                        for name, new in mapping.items()})
+    verdict = "valid" if gold_ok and not empty_ok else f"gold {'resolves' if gold_ok else 'fails'}, " \
+        f"empty {'resolves' if empty_ok else 'fails'}"
+    row["why"] = f"{row.get('why')}; with the record's names mapped to the release's: {verdict}"
 
 
 def absent_tests(task, gold: dict[str, str], repo: Path, commit: str) -> list[str]:
@@ -334,8 +408,9 @@ def main() -> int:
                     "why": f"[sdist, {note.partition(' (')[0].removeprefix('sdist reconstruction from ')}] {why}"}
                 continue
             row = done.get(task.instance_id)
-            if row is not None and row.get("reconstructed_base") == base and (base or row["status"] == "error"):
+            if row is not None and same_reconstruction(row, rec if base else None):
                 classify_absent(row, task, repos)
+                classify_mapped(row, task)
                 tidy(row, rec if base else None)
                 if row.get("status") == "graded" and "changed_tests" not in row:
                     note_changed_tests(row, task)

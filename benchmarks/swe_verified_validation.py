@@ -111,6 +111,7 @@ def summarize(rows: list[dict]) -> dict:
     ok = [r for r in rows if r.get("ok")]
     causes = collections.Counter(r["cause"] for r in rows if not r.get("ok"))
     agree = [r for r in rows if harness_agrees(r)]
+    mapped = [r for r in rows if not r.get("ok") and r.get("gold_mapped") and r.get("empty_mapped") is False]
     return {
         "agrees_with_harness": len(agree),
         "agrees_with_harness_share": round(len(agree) / len(rows), 3) if rows else None,
@@ -123,6 +124,10 @@ def summarize(rows: list[dict]) -> dict:
         "valid_share_of_available": round(len(ok) / len([r for r in rows if r["status"] != "unavailable"]), 3)
         if any(r["status"] != "unavailable" for r in rows) else None,
         "failures_by_cause": dict(causes.most_common()),
+        # sdist reconstructions (swe_sdist_validation.py): rows whose gold failed only on record tests the release
+        # renamed, valid once those names are mapped to the release's (``gold_mapped`` / ``empty_mapped``)
+        "valid_with_renamed_tests_mapped": len(ok) + len(mapped),
+        "valid_with_renamed_tests_mapped_in_sample": sorted(r["instance_id"] for r in mapped),
         **timing_summary(rows),
     }
 
@@ -139,6 +144,10 @@ def write(rows: list[dict], meta: dict) -> None:
         f"- valid (gold resolves and empty does not): {s['valid']}/{s['instances']} ({s['valid_share']}); "
         f"of the instances whose repository is available here: {s['valid_share_of_available']}",
         f"- failures by cause: {', '.join(f'{k} {v}' for k, v in s['failures_by_cause'].items()) or 'none'}",
+        *([f"- of those, valid once the record's test names the release renamed are mapped to the release's "
+           f"(sdist reconstructions only): {', '.join(s['valid_with_renamed_tests_mapped_in_sample'])}; valid "
+           f"with them: {s['valid_with_renamed_tests_mapped']}/{s['instances']}"]
+          if s.get("valid_with_renamed_tests_mapped_in_sample") else []),
         f"- the same verdicts as the official harness: {s['agrees_with_harness']}/{s['instances']} "
         f"({s['agrees_with_harness_share']}): the valid ones, plus those of the sample the official harness "
         f"itself does not grade as valid ({', '.join(s['harness_gold_fails_in_sample']) or 'none'}; reports and "

@@ -70,3 +70,53 @@ def test_a_missing_test_the_release_still_has_or_a_failing_one_is_not_absent(tmp
     # pytest names as before
     task = SimpleNamespace(fail_to_pass=["pkg/tests/test_a.py::test_old_name"], pass_to_pass=[])
     assert sdist.absent_tests(task, {}, repo, commit) == ["pkg/tests/test_a.py::test_old_name (no such test)"]
+
+
+F = "sklearn/metrics/tests/test_text.py"
+
+
+def _task(f2p, p2p):
+    from expagent.tasks.suite import Task
+
+    return Task(instance_id="x__y-1", repo="x/y", base_commit="0" * 40, problem_statement="", test_patch="",
+                fail_to_pass=f2p, pass_to_pass=p2p)
+
+
+def test_renamed_and_parametrized_record_tests_are_graded_by_their_stand_ins():
+    gold = {f"{F}::test_inverse_transform[CountVectorizer]": "PASSED",
+            f"{F}::test_inverse_transform[TfidfVectorizer]": "PASSED",
+            f"{F}::test_non_consecutive_labels": "PASSED",
+            f"{F}::test_fixed": "PASSED",
+            f"{F}::test_other": "PASSED"}
+    empty = {**gold, f"{F}::test_fixed": "FAILED"}
+    task = _task([f"{F}::test_fixed"], [f"{F}::test_inverse_transform", f"{F}::test_non_consicutive_labels",
+                                        f"{F}::test_other"])
+    gold_ok, empty_ok, mapping = sdist.mapped_verdicts(task, gold, empty)
+    assert mapping == {f"{F}::test_inverse_transform": [f"{F}::test_inverse_transform[CountVectorizer]",
+                                                        f"{F}::test_inverse_transform[TfidfVectorizer]"],
+                       f"{F}::test_non_consicutive_labels": [f"{F}::test_non_consecutive_labels"]}
+    assert (gold_ok, empty_ok) == (True, False)
+    # a stand-in that fails is a failure: mapping does not make anything pass
+    gold_bad = {**gold, f"{F}::test_inverse_transform[TfidfVectorizer]": "FAILED"}
+    assert sdist.mapped_verdicts(task, gold_bad, empty)[:2] == (False, False)
+
+
+def test_a_missing_test_without_a_clear_stand_in_stays_missing():
+    gold = {f"{F}::test_alpha_a": "PASSED", f"{F}::test_alpha_b": "PASSED", f"{F}::test_fixed": "PASSED"}
+    # two equally near names: no guess; one clearly nearest: mapped
+    assert sdist.release_names([f"{F}::test_alpha_c"], gold) == {}
+    assert sdist.release_names([f"{F}::test_alpha_bb"], gold) == {f"{F}::test_alpha_bb": [f"{F}::test_alpha_b"]}
+    # a name not near anything, or in another file, is not mapped, and the gold run stays unresolved
+    task = _task([f"{F}::test_fixed"], [f"{F}::test_something_else", "other/test_b.py::test_alpha_a"])
+    assert sdist.release_names(task.pass_to_pass, gold) == {}
+    assert sdist.mapped_verdicts(task, gold, gold)[:2] == (False, False)
+
+
+def test_combine_keeps_a_row_graded_on_the_same_release_placed_the_same_way():
+    rec = SimpleNamespace(archive="scikit-learn-0.20.0.tar.gz", mode="gold reverse-applied", base_commit="b" * 40)
+    row = {"status": "graded", "sdist": rec.archive, "sdist_mode": rec.mode, "reconstructed_base": "a" * 40}
+    assert sdist.same_reconstruction(row, rec)  # another home's commit id, the same tree
+    assert not sdist.same_reconstruction({**row, "sdist_mode": "release as is"}, rec)
+    assert not sdist.same_reconstruction({**row, "sdist": "scikit-learn-0.21.3.tar.gz"}, rec)
+    assert sdist.same_reconstruction({"status": "error"}, None)
+    assert not sdist.same_reconstruction(row, None)
