@@ -167,17 +167,19 @@ def test_tests_that_reach_python_through_a_link_stay_in_the_task_env(tmp_path, h
 
 
 @pytest.mark.slow
-def test_tox_current_env_runs_in_the_task_env(tmp_path, home):
+def test_tox_current_env_runs_in_the_task_env(tmp_path, home, sandbox_kind):
+    # on Docker the env image is built from the same recipe on the project's base image, and tox's link must
+    # resolve to that image's environment as it does to the local env
     tox_ini = "[tox]\nenvlist = py\n\n[testenv]\ncommands = python -m pytest -rA -p no:cacheprovider {posargs}\n"
     env = (f'python = "{PY}"\nsystem_site_packages = true\npip_packages = ["tox==4.16.0", "tox-current-env==0.0.11"]\n'
            'install = ["python setup.py -q develop --no-deps"]\n'
            'test_cmd = "tox --current-env -e py -v --"\ntimeout = 300\n')
     suite = load_suite(make_suite(tmp_path / "gen", env, {"tox.ini": tox_ini}))
     task = suite.task("gen__pkg-1")
-    gold = grade(task, task.patch)
+    gold = grade(task, task.patch, sandbox_kind=sandbox_kind)
     assert gold.resolved, gold.reason
     assert "current-env" in Path(gold.log_path).read_text() or ".tox" in Path(gold.log_path).read_text()
-    assert not grade(task, "").resolved
+    assert not grade(task, "", sandbox_kind=sandbox_kind).resolved
 
 
 def _toolz_cheats(task, source: Path, tmp_path: Path) -> dict[str, str]:
@@ -444,3 +446,26 @@ def test_an_official_image_is_used_when_present_and_gives_the_local_outcomes(tmp
             assert docker.resolved == local.resolved == bool(patch)
     finally:
         connect().images.remove(name, force=True)
+
+
+_CARRIED_TEST = '''\
+from pathlib import Path
+
+
+def test_pre_install_variables_carried():
+    assert Path("genpkg/carried.txt").read_text().strip() == "made here"
+'''
+
+
+def test_pre_install_lines_see_the_variables_earlier_lines_assigned(tmp_path, home, sandbox_kind):
+    # the harness runs pre_install and install as one script (matplotlib 3.5+: QHULL_TAR="..." then wget "$QHULL_TAR")
+    env = _ENV.replace('install = [', 'pre_install = ["GEN_TEXT=\\"made here\\"", '
+                       '"echo \\"$GEN_TEXT\\" > genpkg/carried.txt"]\ninstall = [', 1)
+    root = make_suite(tmp_path / "gen", env, {"tests/test_carried.py": _CARRIED_TEST})
+    record = json.loads((root / "tasks.jsonl").read_text())
+    record["PASS_TO_PASS"].append("tests/test_carried.py::test_pre_install_variables_carried")
+    (root / "tasks.jsonl").write_text(json.dumps(record) + "\n")
+    task = load_suite(root).task("gen__pkg-1")
+    gold = grade(task, task.patch, sandbox_kind=sandbox_kind)
+    assert gold.resolved, gold.reason
+    assert gold.pass_to_pass["tests/test_carried.py::test_pre_install_variables_carried"] == "PASSED"

@@ -33,10 +33,37 @@ from typing import Callable
 from expagent import paths
 from expagent.errors import SandboxUnavailable
 from expagent.tasks.envs import OLD_PIP_CHECK, EnvBuildError, pip_upgrade_args
+from expagent.tasks.runtime import one_shell
 from expagent.tasks.suite import EnvRecipe
 
 ENV_ROOT = "/opt/expagent-env"
 IMAGE_REPOSITORY = "expagent-env"
+
+#: run by the venv's python right after it is made: the venv also becomes a real prefix, so that a link to its
+#: interpreter (``tox --current-env`` links ``.tox/<env>/bin/python`` to ``sys.executable`` and runs the link)
+#: lands in it. A linked launch finds no ``pyvenv.cfg`` beside the link, so Python looks for its prefix from the
+#: link's target: the interpreter is made a real file in the venv, the standard library's entries are linked into
+#: the venv's ``lib/pythonX.Y`` (its landmark), and Debian's ``site`` (which reads ``lib/python3/dist-packages``
+#: outside a venv) is pointed at the venv's site-packages. A direct launch is a venv as before. The same end as
+#: the local backend's interpreter roots (``runtime.make_root``).
+VENV_AS_PREFIX = """\
+import os, shutil, sys, sysconfig
+mm = '%d.%d' % sys.version_info[:2]
+exe = os.path.join(sys.prefix, 'bin', 'python' + mm)
+real = os.path.realpath(exe)
+if real != exe:
+    os.unlink(exe)
+    shutil.copy2(real, exe)
+std = sysconfig.get_path('stdlib')
+lib = os.path.join(sys.prefix, 'lib', 'python' + mm)
+for entry in os.listdir(std):
+    if entry != 'site-packages' and not os.path.lexists(os.path.join(lib, entry)):
+        os.symlink(os.path.join(std, entry), os.path.join(lib, entry))
+debian = os.path.join(sys.prefix, 'lib', 'python3', 'dist-packages')
+if not os.path.lexists(debian):
+    os.makedirs(os.path.dirname(debian))
+    os.symlink(os.path.join(lib, 'site-packages'), debian)
+"""
 
 
 #: SWE-bench's per-instance image names (``__`` in the instance id becomes ``_1776_``, as the harness writes it);
@@ -76,7 +103,7 @@ class DockerEnv:
         instance images; none for an official image, which already holds it."""
         if self.official:
             return []
-        return [self._activate() + command for command in [*self.recipe.pre_install, *self.recipe.install]]
+        return [self._activate() + command for command in one_shell([*self.recipe.pre_install, *self.recipe.install])]
 
     def shell_prefix(self, checkout: str) -> str:
         if self.official:
@@ -117,6 +144,8 @@ def _key(parent_id: str, repo: str, env_commit: str, recipe: EnvRecipe) -> str:
         "parent": parent_id,
         "repo": repo,
         "env_commit": env_commit,
+        # the venv's layout: an image built before the venv was also a real prefix is not reused
+        "layout": hashlib.sha256(VENV_AS_PREFIX.encode()).hexdigest()[:12],
         "recipe": {name: getattr(recipe, name) for name in EnvRecipe.BUILD_FIELDS
                    if getattr(recipe, name) not in ([], False, None, "")},
     }
@@ -145,6 +174,7 @@ def _build_commands(recipe: EnvRecipe, conda_requirements: list[str] | None = No
         )
     else:
         commands.append(f"python3 -m venv {venv}")
+    commands.append(f"{venv}/bin/python -c {shlex.quote(VENV_AS_PREFIX)}")
     # the same pip rule as the local backend (envs.MODERN_PIP): an old bundled pip is upgraded first
     commands.append(f"if {venv}/bin/python -c {shlex.quote(OLD_PIP_CHECK)}; then "
                     f"PIP_DISABLE_PIP_VERSION_CHECK=1 {venv}/bin/python {shlex.join(pip_upgrade_args(recipe.python))}; fi")
@@ -184,7 +214,7 @@ def _build_commands(recipe: EnvRecipe, conda_requirements: list[str] | None = No
         commands.append(activate + f"{pip} {' '.join(shlex.quote(p) for p in recipe.packages)}")
     if recipe.pip_packages:
         commands.append(activate + f"{pip} {' '.join(shlex.quote(p) for p in recipe.pip_packages)}")
-    for command in [*recipe.pre_install, *recipe.install]:
+    for command in one_shell([*recipe.pre_install, *recipe.install]):
         commands.append(activate + command)
     # the task checkout goes to /work/repo in each grading container: leave none behind in the image
     commands.append("rm -rf /work/repo")

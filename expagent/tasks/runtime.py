@@ -91,6 +91,34 @@ def system_command(command: str) -> bool:
     return bool(_SYSTEM_COMMAND.search(command))
 
 
+_ASSIGNMENT = re.compile(r"^(export\s+)?[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def one_shell(commands: list[str]) -> list[str]:
+    """A spec's steps, each still run on its own (so a failure names its command), with the variables the steps
+    before it assigned: the harness runs a spec's ``pre_install`` and ``install`` lines as one script, so a line
+    such as ``QHULL_TAR="/tmp/qhull.tgz"`` (matplotlib 3.5+) is seen by the lines after it. A step that is only
+    assignments (``NAME=value``, ``export NAME=value``) is carried into each later step as a prefix."""
+    carried: list[str] = []
+    out = []
+    for command in commands:
+        out.append("; ".join([*carried, command]) if carried else command)
+        if _only_assignments(command):
+            carried.append(command)
+    return out
+
+
+def _only_assignments(command: str) -> bool:
+    try:
+        words = shlex.split(command, posix=True)
+    except ValueError:
+        return False
+    if words and words[0] == "export":
+        words = words[1:]
+    return bool(words) and bool(_ASSIGNMENT.match(command)) and all(
+        re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", w) for w in words) and not re.search(r"[;&|`]|\$\(", command)
+
+
 @dataclass(frozen=True)
 class EvalSetup:
     """The spec's ``eval_commands`` as the harness applies them: ``export NAME=VALUE`` lines become the test run's
