@@ -246,17 +246,22 @@ def test_eval_commands_ran():
 '''
 
 
+def _task_with_test(tmp_path: Path, env: str, path: str, text: str, name: str):
+    """The generated suite's task with one more test file, its test ``name`` added to PASS_TO_PASS."""
+    root = make_suite(tmp_path / "gen", env, {path: text})
+    record = json.loads((root / "tasks.jsonl").read_text())
+    record["PASS_TO_PASS"].append(f"{path}::{name}")
+    (root / "tasks.jsonl").write_text(json.dumps(record) + "\n")
+    return load_suite(root).task("gen__pkg-1")
+
+
 def test_eval_commands_set_the_environment_and_run_in_the_checkout(tmp_path, home, sandbox_kind):
     # SWE-bench's eval_commands: exports become the run's environment, other commands run in the checkout first;
     # on the local backend a locale the machine lacks falls back to C.UTF-8 and machine-level commands are skipped
     env = _ENV + ('eval_commands = ["export EXPAGENT_EVAL_FLAG=on LC_ALL=xx_NOWHERE.UTF-8", '
                   '"export EXPAGENT_EVAL_OTHER=\'two words\'", "echo made > eval_marker.txt", '
                   '"echo probe > /etc/expagent-eval-probe"]\n')
-    root = make_suite(tmp_path / "gen", env, {"tests/test_eval.py": _EVAL_TEST})
-    record = json.loads((root / "tasks.jsonl").read_text())
-    record["PASS_TO_PASS"].append("tests/test_eval.py::test_eval_commands_ran")
-    (root / "tasks.jsonl").write_text(json.dumps(record) + "\n")
-    task = load_suite(root).task("gen__pkg-1")
+    task = _task_with_test(tmp_path, env, "tests/test_eval.py", _EVAL_TEST, "test_eval_commands_ran")
     gold = grade(task, task.patch, sandbox_kind=sandbox_kind)
     assert gold.resolved, gold.reason
     assert gold.pass_to_pass["tests/test_eval.py::test_eval_commands_ran"] == "PASSED"
@@ -461,11 +466,7 @@ def test_pre_install_lines_see_the_variables_earlier_lines_assigned(tmp_path, ho
     # the harness runs pre_install and install as one script (matplotlib 3.5+: QHULL_TAR="..." then wget "$QHULL_TAR")
     env = _ENV.replace('install = [', 'pre_install = ["GEN_TEXT=\\"made here\\"", '
                        '"echo \\"$GEN_TEXT\\" > genpkg/carried.txt"]\ninstall = [', 1)
-    root = make_suite(tmp_path / "gen", env, {"tests/test_carried.py": _CARRIED_TEST})
-    record = json.loads((root / "tasks.jsonl").read_text())
-    record["PASS_TO_PASS"].append("tests/test_carried.py::test_pre_install_variables_carried")
-    (root / "tasks.jsonl").write_text(json.dumps(record) + "\n")
-    task = load_suite(root).task("gen__pkg-1")
+    task = _task_with_test(tmp_path, env, "tests/test_carried.py", _CARRIED_TEST, "test_pre_install_variables_carried")
     gold = grade(task, task.patch, sandbox_kind=sandbox_kind)
     assert gold.resolved, gold.reason
     assert gold.pass_to_pass["tests/test_carried.py::test_pre_install_variables_carried"] == "PASSED"
