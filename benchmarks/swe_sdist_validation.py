@@ -395,6 +395,8 @@ def main() -> int:
             # a row graded on another reconstruction than today's (an earlier version of the rules) is not kept, and
             # an instance no part graded (the time box ended first) still has its row
             try:
+                for spec in CANDIDATES[task.instance_id]:
+                    prefetch(spec, args.sdist_python)  # as run_one does: the same releases, or none of the rows match
                 rec = reconstruct(task, CANDIDATES[task.instance_id], repos)
                 note, base = rec.note, rec.base_commit
             except ExpagentError as exc:
