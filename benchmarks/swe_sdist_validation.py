@@ -418,6 +418,10 @@ def main() -> int:
                     note_changed_tests(row, task)
                 verified.mark_upstream_defect(row)
                 continue
+            if row is not None and row.get("status") == "graded":
+                print(f"warning: {task.instance_id}: its graded row was made on {row.get('sdist')} "
+                      f"({row.get('sdist_mode')}), today's reconstruction is {note}; the row becomes 'not run'",
+                      file=sys.stderr)
             done[task.instance_id] = {
                 "instance_id": task.instance_id, "repo": task.repo, "version": task.version, "status": "not run",
                 "cause": "not run before the time box ended", "note": note, "reconstructed_base": base,
