@@ -470,3 +470,12 @@ def test_pre_install_lines_see_the_variables_earlier_lines_assigned(tmp_path, ho
     gold = grade(task, task.patch, sandbox_kind=sandbox_kind)
     assert gold.resolved, gold.reason
     assert gold.pass_to_pass["tests/test_carried.py::test_pre_install_variables_carried"] == "PASSED"
+
+
+def test_only_assignment_steps_are_carried():
+    from expagent.tasks.runtime import one_shell
+
+    steps = ['A=1 make', 'export B="x y"', 'echo "$B"', 'C=1; rm -f x', 'D="$HOME/b" E=2', 'echo "$D"']
+    assert one_shell(steps) == ['A=1 make', 'export B="x y"', 'export B="x y"; echo "$B"',
+                                'export B="x y"; C=1; rm -f x', 'export B="x y"; D="$HOME/b" E=2',
+                                'export B="x y"; D="$HOME/b" E=2; echo "$D"']

@@ -91,7 +91,7 @@ def system_command(command: str) -> bool:
     return bool(_SYSTEM_COMMAND.search(command))
 
 
-_ASSIGNMENT = re.compile(r"^(export\s+)?[A-Za-z_][A-Za-z0-9_]*=")
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
 def one_shell(commands: list[str]) -> list[str]:
@@ -109,14 +109,15 @@ def one_shell(commands: list[str]) -> list[str]:
 
 
 def _only_assignments(command: str) -> bool:
+    if re.search(r"[;&|`]", command):
+        return False
     try:
         words = shlex.split(command, posix=True)
     except ValueError:
         return False
-    if words and words[0] == "export":
+    if words[:1] == ["export"]:
         words = words[1:]
-    return bool(words) and bool(_ASSIGNMENT.match(command)) and all(
-        re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", w) for w in words) and not re.search(r"[;&|`]|\$\(", command)
+    return bool(words) and all(_ASSIGNMENT.match(word) for word in words)
 
 
 @dataclass(frozen=True)
