@@ -33,7 +33,7 @@ from typing import Callable
 from expagent import paths
 from expagent.errors import SandboxUnavailable
 from expagent.tasks.envs import OLD_PIP_CHECK, EnvBuildError, pip_upgrade_args
-from expagent.tasks.runtime import one_shell
+from expagent.tasks.runtime import install_steps
 from expagent.tasks.suite import EnvRecipe
 
 ENV_ROOT = "/opt/expagent-env"
@@ -61,7 +61,7 @@ for entry in os.listdir(std):
         os.symlink(os.path.join(std, entry), os.path.join(lib, entry))
 debian = os.path.join(sys.prefix, 'lib', 'python3', 'dist-packages')
 if not os.path.lexists(debian):
-    os.makedirs(os.path.dirname(debian))
+    os.makedirs(os.path.dirname(debian), exist_ok=True)
     os.symlink(os.path.join(lib, 'site-packages'), debian)
 """
 
@@ -103,7 +103,7 @@ class DockerEnv:
         instance images; none for an official image, which already holds it."""
         if self.official:
             return []
-        return [self._activate() + command for command in one_shell([*self.recipe.pre_install, *self.recipe.install])]
+        return [self._activate() + command for command in install_steps(self.recipe)]
 
     def shell_prefix(self, checkout: str) -> str:
         if self.official:
@@ -214,7 +214,7 @@ def _build_commands(recipe: EnvRecipe, conda_requirements: list[str] | None = No
         commands.append(activate + f"{pip} {' '.join(shlex.quote(p) for p in recipe.packages)}")
     if recipe.pip_packages:
         commands.append(activate + f"{pip} {' '.join(shlex.quote(p) for p in recipe.pip_packages)}")
-    for command in one_shell([*recipe.pre_install, *recipe.install]):
+    for command in install_steps(recipe):
         commands.append(activate + command)
     # the task checkout goes to /work/repo in each grading container: leave none behind in the image
     commands.append("rm -rf /work/repo")

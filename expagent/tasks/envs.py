@@ -37,7 +37,7 @@ from typing import Callable
 from expagent import paths
 from expagent.errors import RuntimeFailure
 from expagent.fsutil import atomic_write_json, locked  # noqa: F401  (locked: used here and by callers)
-from expagent.tasks.runtime import Interpreter, clean_environ, one_shell, site_packages, system_command
+from expagent.tasks.runtime import Interpreter, clean_environ, install_steps, site_packages, system_command
 from expagent.tasks import index_date
 from expagent.tasks.pythons import find_python
 from expagent.tasks.suite import EnvRecipe
@@ -342,7 +342,7 @@ def _build(path, recipe, repo, source, env_commit, python_exe, python_version, k
             builder.run([*pip, *recipe.packages], path / "src")
         if recipe.pip_packages:
             builder.run([*pip, *recipe.pip_packages], path / "src")
-        builder.steps(one_shell([*recipe.pre_install, *recipe.install]), path / "src")
+        builder.steps(install_steps(recipe), path / "src")
     seconds = time.monotonic() - started
     atomic_write_json(path / "env.json", {
         "key": key,

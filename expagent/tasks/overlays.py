@@ -36,7 +36,7 @@ from expagent.tasks import index_date
 
 #: the variables a build or a test run may see besides the ones set explicitly (an allowlist)
 from expagent.tasks.runtime import (  # noqa: F401  (the explicit environment, re-exported)
-    one_shell,
+    install_steps,
     PASSED_VARS,
     BUILD_VARS,
     SYSTEM_PATH,
@@ -122,7 +122,7 @@ def _build_overlay(env, source: Path, base_commit: str, path: Path, echo) -> Ove
     with build_steps(builder, path, f"the install of {source.name} at {base_commit[:12]}"), \
             index_date.serving(builder, recipe.index_date):
         builder.checkout(source, src, base_commit)
-        builder.steps(one_shell([*recipe.pre_install, *recipe.install]), src)
+        builder.steps(install_steps(recipe), src)
         generated = _generated_files(src)
         with tarfile.open(path / "generated.tar", "w") as tar:
             for name in generated:

@@ -108,6 +108,11 @@ def one_shell(commands: list[str]) -> list[str]:
     return out
 
 
+def install_steps(recipe) -> list[str]:
+    """The recipe's ``pre_install`` then ``install`` steps, as every backend runs them (``one_shell``)."""
+    return one_shell([*recipe.pre_install, *recipe.install])
+
+
 def _only_assignments(command: str) -> bool:
     if re.search(r"[;&|`]", command):
         return False
