@@ -173,6 +173,22 @@ def same_reconstruction(row: dict, rec) -> bool:
     return row.get("reconstructed_base") == rec.base_commit
 
 
+def release_unavailable(row: dict, rec) -> bool:
+    """Whether a graded row's release cannot be rebuilt here today (no reconstruction at all, or its release was
+    rejected, say because its sdist did not download), as opposed to today's rules placing another release: such a
+    row cannot be checked against today's reconstruction, and is kept rather than lost."""
+    if row.get("status") != "graded" or not row.get("sdist"):
+        return False
+    if rec is None:
+        return True
+    from expagent.tasks.sdist_base import UNAVAILABLE
+
+    stem = re.sub(r"\.(tar\.gz|tgz|zip|tar\.bz2)$", "", row["sdist"]).lower()
+    unavailable = {spec.strip().replace("==", "-").lower() for spec, _, why in (r.partition(": ") for r in rec.rejected)
+                   if why.startswith(UNAVAILABLE)}
+    return rec.archive != row["sdist"] and stem in unavailable
+
+
 def tidy(row: dict, rec) -> None:
     """Rows of earlier runs of this script in today's form: ``why`` led by the short note (the full one is
     ``note``), and the install time of an overlay an interrupted run built."""
@@ -417,6 +433,10 @@ def main() -> int:
                 if row.get("status") == "graded" and "changed_tests" not in row:
                     note_changed_tests(row, task)
                 verified.mark_upstream_defect(row)
+                continue
+            if row is not None and release_unavailable(row, rec if base else None):
+                print(f"warning: {task.instance_id}: kept as graded on {row.get('sdist')}, which cannot be rebuilt "
+                      f"here today ({note}); its row is not re-checked", file=sys.stderr)
                 continue
             if row is not None and row.get("status") == "graded":
                 print(f"warning: {task.instance_id}: its graded row was made on {row.get('sdist')} "

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import swe_sdist_validation as sdist  # noqa: E402
+from expagent.tasks.sdist_base import UNAVAILABLE  # noqa: E402
 
 
 def _repo(tmp_path: Path, files: dict[str, str]) -> tuple[Path, str]:
@@ -120,3 +121,16 @@ def test_combine_keeps_a_row_graded_on_the_same_release_placed_the_same_way():
     assert not sdist.same_reconstruction({**row, "sdist": "scikit-learn-0.21.3.tar.gz"}, rec)
     assert sdist.same_reconstruction({"status": "error"}, None)
     assert not sdist.same_reconstruction(row, None)
+
+
+def test_combine_keeps_a_graded_row_whose_release_cannot_be_fetched_today():
+    row = {"status": "graded", "sdist": "scikit-learn-0.20.0.tar.gz", "sdist_mode": "gold reverse-applied"}
+    fell_back = SimpleNamespace(archive="scikit-learn-0.19.2.tar.gz", mode="release as is",
+                                rejected=(f"scikit-learn==0.20.0: {UNAVAILABLE}: pip download failed",))
+    assert sdist.release_unavailable(row, fell_back)
+    assert sdist.release_unavailable(row, None)  # no reconstruction at all today
+    # today's rules place another release on purpose: the row is stale, not kept
+    placed_else = SimpleNamespace(archive="scikit-learn-0.19.2.tar.gz", mode="release as is",
+                                  rejected=("scikit-learn==0.20.0: the gold patch neither applies nor reverse-applies",))
+    assert not sdist.release_unavailable(row, placed_else)
+    assert not sdist.release_unavailable({**row, "status": "error"}, fell_back)

@@ -35,6 +35,8 @@ RELEASE_REF_PREFIX = "refs/tags/sdist/"
 
 GOLD_REVERSED = "gold reverse-applied"
 AS_RELEASED = "release as is"
+#: how a candidate whose sdist could not be had here is named among the rejected
+UNAVAILABLE = "not available here"
 
 
 class SdistBaseError(ExpagentError):
@@ -157,7 +159,7 @@ def reconstruct(task, candidates: Sequence[str], repos_dir: Path) -> Reconstruct
         try:
             pristine = release_commit(bare, spec)
         except pypi_source.PypiSourceError as exc:
-            rejected.append(f"{spec}: {exc}")
+            rejected.append(f"{spec}: {UNAVAILABLE}: {exc}")
             continue
         archive = pypi_source.download_sdist(spec).name
         if _applies(bare, pristine, task.patch):
