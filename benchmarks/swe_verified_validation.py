@@ -31,6 +31,8 @@ NAME = "swe_verified_validation"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from swe_lite_validation import _fmt, gold_and_empty, missing_blobs, timing_summary  # noqa: E402
 
+from expagent.tasks.grader import NETWORK_ERROR  # noqa: E402
+
 PER_REPO = 3
 #: repositories whose snapshots exceed what can be brought into this workspace (over 500 MB)
 TOO_LARGE = {"django/django", "matplotlib/matplotlib", "scikit-learn/scikit-learn"}
@@ -42,8 +44,7 @@ CAUSES = (
     ("compiler or system package needed", re.compile(r"needs (a compiler|the C header)")),
     ("conda-only package", re.compile(r"conda-only|only on conda")),
     ("old pin no longer resolves", re.compile(r"requires Python|not on the package index|No matching distribution")),
-    ("network needed by the tests", re.compile(r"Could not resolve host|Name or service not known|"
-                                               r"Temporary failure in name resolution|Network is unreachable")),
+    ("network needed by the tests", NETWORK_ERROR),  # the grader's own test (it notes such grades)
     ("interpreter missing", re.compile(r"no Python [\d.]+ interpreter")),
     ("environment build", re.compile(r"environment build .* failed|install of .* failed")),
     ("test-output parser", re.compile(r"unknown test-output parser|no test results in the output")),

@@ -48,6 +48,9 @@ class Settings:
     docker_memory: str = "4g"
     docker_cpus: float = 2.0
     docker_pids: int = 512
+    # grading: the task's tests run with the network on, as in the official harness's containers (off by
+    # default: the candidate patch is untrusted code; tests that need the network are then noted as such)
+    grade_network: bool = False
     # set-up commands for the sandbox (e.g. installing the project and its test dependencies); in Docker they
     # run once with the network on and the result is cached as an image keyed by their hash
     sandbox_setup: list[str] = field(default_factory=list)

@@ -479,3 +479,37 @@ def test_only_assignment_steps_are_carried():
     assert one_shell(steps) == ['A=1 make', 'export B="x y"', 'export B="x y"; echo "$B"',
                                 'export B="x y"; C=1; rm -f x', 'export B="x y"; D="$HOME/b" E=2',
                                 'export B="x y"; D="$HOME/b" E=2; echo "$D"']
+
+
+_NET_TEST = '''import socket
+
+
+def test_reaches_the_package_index():
+    socket.create_connection(("pypi.org", 443), timeout=15).close()
+'''
+
+
+def test_tests_run_without_the_network_unless_grading_asks_for_it(tmp_path, home, sandbox_kind):
+    # the official harness's containers have the network; by default a grade does not (the patch is untrusted
+    # code), says so when the tests met network errors, and grade_network runs them as the harness does
+    from expagent.config import Settings
+    from expagent.tasks.grader import NETWORK_NOTE
+
+    task = _task_with_test(tmp_path, _ENV, "tests/test_net.py", _NET_TEST, "test_reaches_the_package_index")
+    offline = grade(task, task.patch, sandbox_kind=sandbox_kind)
+    assert not offline.resolved and not offline.network
+    assert offline.pass_to_pass["tests/test_net.py::test_reaches_the_package_index"] == "FAILED"
+    assert NETWORK_NOTE in offline.notes
+    online = grade(task, task.patch, sandbox_kind=sandbox_kind, settings=Settings(grade_network=True))
+    assert online.resolved, online.reason
+    assert online.network and NETWORK_NOTE not in online.notes
+    # the agent's docker_network setting does not open the grade's network
+    assert not grade(task, task.patch, sandbox_kind=sandbox_kind, settings=Settings(docker_network=True)).resolved
+
+
+def test_eval_test_network_flag_grades_with_the_network(tmp_path, home):
+    _task_with_test(tmp_path, _ENV, "tests/test_net.py", _NET_TEST, "test_reaches_the_package_index")
+    offline = _eval(str(tmp_path / "gen"))
+    assert offline.exit_code == 1 and "note: the tests met network errors with the network off" in offline.output
+    online = _eval(str(tmp_path / "gen"), "--test-network")
+    assert online.exit_code == 0, online.output

@@ -38,13 +38,16 @@ def replay_command(
     sandbox: Optional[str] = typer.Option(None, "--sandbox", help="docker, local or auto: where each task's agent "
                                           "and grader run, in the task's environment (default: the sandbox "
                                           "setting, auto)."),
+    test_network: Optional[bool] = typer.Option(
+        None, "--test-network/--no-test-network",
+        help="Grade with the network on, as the official harness does (default: the grade_network setting, False)."),
     json_out: bool = typer.Option(False, "--json", help="Print the run's summary as JSON instead of one line."),
 ) -> None:
     """Run a suite's tasks in order (retrieve, fix, grade, remember) and report; compare runs with 'report'."""
     from expagent.replay import ReplayOptions, run_replay
 
     flags = {"model": model, "memory": memory, "distill_model": distill_model, "step_limit": step_limit,
-             "cost_limit": cost_limit, "sandbox": sandbox, "chroma_url": chroma_url}
+             "cost_limit": cost_limit, "sandbox": sandbox, "chroma_url": chroma_url, "grade_network": test_network}
     raise typer.Exit(run_replay(ReplayOptions(suite=suite, flags=flags, out=out, resume=resume, workers=workers,
                                               repos_dir=repos, instances=instance, memory_home=memory_home,
                                               limit=limit, json_out=json_out, executor=executor, address=address,

@@ -59,6 +59,8 @@ def _print_grade(console, result) -> None:
     verdict = "[green]resolved[/]" if result.resolved else "[red]not resolved[/]"
     d = result.durations
     console.print(f"{verdict}{': ' + escape(result.reason) if result.reason else ''}")
+    for note in result.notes:
+        console.print(f"[dim]note: {escape(note)}[/]")
     console.print(f"tests {d.get('tests', 0):.1f}s, harness {result.harness_seconds:.1f}s; log: {result.log_path}")
 
 
@@ -69,7 +71,7 @@ def _validate(suite, ids, sandbox, repos, timeout, as_json, console, settings) -
     from rich.table import Table
 
     from expagent.errors import ExpagentError
-    from expagent.tasks.grader import grade
+    from expagent.tasks.grader import NETWORK_NOTE, grade
 
     tasks = [suite.task(i) for i in ids] if ids else suite.tasks
     rows = []
@@ -86,6 +88,7 @@ def _validate(suite, ids, sandbox, repos, timeout, as_json, console, settings) -
             problems = []
             if not gold.resolved:
                 problems.append(f"gold patch does not resolve ({gold.reason})")
+                problems.extend(n for n in gold.notes if n == NETWORK_NOTE)
             if empty.resolved:
                 problems.append("empty patch resolves (FAIL_TO_PASS tests pass without a fix)")
             row["ok"] = not problems
@@ -174,6 +177,10 @@ def eval_command(
     split: Optional[str] = typer.Option(None, "--split", help="The split of a dataset (default: test)."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Per-test-run timeout in seconds."),
     log_dir: Optional[Path] = typer.Option(None, "--log-dir", help="Where to keep the test output."),
+    test_network: Optional[bool] = typer.Option(
+        None, "--test-network/--no-test-network",
+        help="Run the tests with the network on, as the official harness does; off, the patch under test (untrusted "
+             "code) has no network (default: the grade_network setting, False)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Grade a patch with a task's own tests, a whole predictions file, or validate a suite.
@@ -190,7 +197,7 @@ def eval_command(
     from expagent.tasks.suite import load_suite
 
     console = Console(stderr=as_json)
-    settings = load_settings()
+    settings = load_settings(flags={"grade_network": test_network})
     sandbox = sandbox or settings.sandbox
     suite = load_suite(tasks, split=split)
     if predictions is not None:

@@ -41,6 +41,12 @@ from expagent.patchutil import patch_files as patched_files
 
 _WORK = ".expagent-grade"  # scratch directory inside the checkout for the patch files
 
+#: what a test's output shows when it needed a network the sandbox does not give (no route, no name resolution)
+NETWORK_ERROR = re.compile(r"Could not resolve host|Name or service not known|Temporary failure in name resolution|"
+                           r"Network is unreachable|No address associated with hostname|getaddrinfo failed")
+NETWORK_NOTE = ("the tests met network errors with the network off; the official harness runs them with the "
+                "network on: grade with --test-network (the grade_network setting) to do the same")
+
 if TYPE_CHECKING:
     from expagent.sandbox.config import SandboxConfig
 
@@ -60,6 +66,7 @@ class GradeResult:
     test_exit_code: int | None = None
     timed_out: bool = False
     sandbox: str = "local"
+    network: bool = False  # whether the tests ran with the network on (grade_network)
     environment: str = ""  # the env directory (local) or image (docker) the tests ran in
     # what this backend did differently from the harness, and eval commands that failed (the harness goes on too)
     notes: list[str] = field(default_factory=list)
@@ -103,9 +110,10 @@ def _open_sandbox(kind: str, source: Path, settings, base_commit: str, env, echo
         from expagent.sandbox.docker import DockerSandbox
 
         # a built env image gets the install at base_commit as a cached set-up image (SWE-bench's instance image);
-        # an official SWE-bench image already holds it, in /testbed
+        # an official SWE-bench image already holds it, in /testbed. The network is the grade's, not the agent's
+        # docker_network setting.
         return DockerSandbox(source, settings or Settings(), base_commit=base_commit, image=env.image,
-                             setup=env.setup_commands())
+                             setup=env.setup_commands(), network=network)
     from expagent.sandbox.local import LocalSandbox
 
     # the environment and its interpreter are host directories: exposed read-only, also when under /tmp
@@ -365,14 +373,17 @@ def grade(
         durations["total"] = time.monotonic() - started
         result = GradeResult(instance_id=task.instance_id, durations={k: round(v, 3) for k, v in durations.items()},
                              log_path=str(log_path) if log_path.exists() else None, sandbox=sandbox_kind,
-                             environment=getattr(env, "image", None) or str(env.path), **values)
+                             environment=getattr(env, "image", None) or str(env.path), network=network,
+                             **values)
         atomic_write_json(log_dir / "grade.json", result.to_dict())
         return result
 
     reinstall = overlay is not None and touches_build_files(patch_text)
+    network = bool(getattr(settings, "grade_network", False))
     t = time.monotonic()
     # a re-install may fetch new dependencies: that grade's sandbox has the network, as the harness's containers do
-    with _open_sandbox(sandbox_kind, source, settings, task.base_commit, env, echo, network=reinstall) as sb:
+    with _open_sandbox(sandbox_kind, source, settings, task.base_commit, env, echo,
+                       network=network or reinstall) as sb:
         official = sandbox_kind == "docker" and env.official
         cwd = env.workdir if official else None  # SWE-bench's images hold the repository at /testbed
         for command in [] if official else recipe.checkout_setup:
@@ -424,6 +435,8 @@ def grade(
     else:
         reason = ""
     durations["parse"] = time.monotonic() - t
+    if failing and not network and NETWORK_ERROR.search(run.output):
+        notes.append(NETWORK_NOTE)
     return finish(
         resolved=not run.timed_out and bool(results) and not failing,
         patch_applied=True,
