@@ -123,7 +123,7 @@ def test_interrupted(buggy_repo, tmp_path):
 class _DyingSandbox(LocalSandbox):
     """A local sandbox whose backend disappears mid-run (as a container can)."""
 
-    def run(self, command, timeout=None, cwd=None):
+    def run(self, command, timeout=None, cwd=None, redact=True):
         if "boom" in command:
             from expagent.errors import SandboxError
 
@@ -134,7 +134,7 @@ class _DyingSandbox(LocalSandbox):
 class _OOMSandbox(LocalSandbox):
     """Reports what the Docker backend reports when its memory limit kills a command."""
 
-    def run(self, command, timeout=None, cwd=None):
+    def run(self, command, timeout=None, cwd=None, redact=True):
         if "hog" in command:
             return CommandResult("Killed", -1, 0.1, oom_killed=True)
         return super().run(command, timeout, cwd)

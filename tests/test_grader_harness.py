@@ -513,3 +513,26 @@ def test_eval_test_network_flag_grades_with_the_network(tmp_path, home):
     assert offline.exit_code == 1 and "note: the tests met network errors with the network off" in offline.output
     online = _eval(str(tmp_path / "gen"), "--test-network")
     assert online.exit_code == 0, online.output
+
+
+_CREDENTIAL_ID_TEST = '''import pytest
+
+
+@pytest.mark.parametrize("url", ["http://user:pass@example.com/path?query", "http://example.com/plain"])
+def test_auth(url):
+    print("parsed", url)
+    assert url.startswith("http://")
+'''
+
+
+def test_test_ids_holding_url_credentials_are_graded_and_stored_redacted(tmp_path, home, sandbox_kind):
+    # psf/requests' test ids hold URLs with fixture credentials; the sandbox's redactor cuts those from output,
+    # which once left 15 PASS_TO_PASS tests of requests-6028 MISSING: the parser reads the output whole, the kept
+    # log is redacted
+    name = "test_auth[http://user:pass@example.com/path?query]"
+    task = _task_with_test(tmp_path, _ENV, "tests/test_auth.py", _CREDENTIAL_ID_TEST, name)
+    gold = grade(task, task.patch, sandbox_kind=sandbox_kind)
+    assert gold.resolved, gold.reason
+    assert gold.pass_to_pass[f"tests/test_auth.py::{name}"] == "PASSED"
+    log = Path(gold.log_path).read_text()
+    assert "user:pass@" not in log and "test_auth[http://[REDACTED]@example.com/path?query]" in log

@@ -51,10 +51,14 @@ class Sandbox(abc.ABC):
         """Create the private copy and whatever runs commands. Idempotent."""
 
     @abc.abstractmethod
-    def run(self, command: str, timeout: float | None = None, cwd: str | None = None) -> CommandResult:
+    def run(self, command: str, timeout: float | None = None, cwd: str | None = None,
+            redact: bool = True) -> CommandResult:
         """Run ``command`` with bash inside the sandbox (cwd defaults to ``workdir``).
 
-        A command that outlives ``timeout`` is killed together with every process it started.
+        A command that outlives ``timeout`` is killed together with every process it started. The output is
+        redacted (``expagent.redact``); ``redact=False`` is for a caller that reads the output as data and
+        redacts whatever of it it stores or shows itself (the grader: a test id such as
+        ``test_auth[http://user:pass@host]`` must reach the test-output parser whole).
         """
 
     @abc.abstractmethod

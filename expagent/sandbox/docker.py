@@ -218,16 +218,17 @@ class DockerSandbox(Sandbox):
         if self.container is None:
             raise SandboxError("sandbox not started (use it as a context manager)")
 
-    def run(self, command: str, timeout: float | None = None, cwd: str | None = None) -> CommandResult:
+    def run(self, command: str, timeout: float | None = None, cwd: str | None = None,
+            redact: bool = True) -> CommandResult:
         self._require_running()
         if self.command_prefix:
             command = self.command_prefix.replace("{workdir}", self.workdir) + command
-        result = self._run_once(command, timeout, cwd)
+        result = self._run_once(command, timeout, cwd, redact)
         if _out_of_pids(result):
             # something left running (a background fork bomb) holds every pid: nothing can start.
             # Restarting kills all processes and keeps the files; then the command gets its turn.
             self.restart_container()
-            retry = self._run_once(command, timeout, cwd)
+            retry = self._run_once(command, timeout, cwd, redact)
             retry.output = (
                 f"[the sandbox had reached its process limit ({self.settings.docker_pids}); "
                 f"all background processes were killed]\n{retry.output}"
@@ -235,7 +236,7 @@ class DockerSandbox(Sandbox):
             return retry
         return result
 
-    def _run_once(self, command: str, timeout: float | None, cwd: str | None) -> CommandResult:
+    def _run_once(self, command: str, timeout: float | None, cwd: str | None, redact: bool = True) -> CommandResult:
         timeout = float(timeout if timeout is not None else self.settings.command_timeout)
         seconds = max(1, int(timeout + 0.999))
         token = uuid.uuid4().hex[:12]
@@ -281,7 +282,7 @@ class DockerSandbox(Sandbox):
             oom = self._oom_happened()
         if timed_out or oom:
             code = -1
-        text, redacted = redactor().scrub(output.text())
+        text, redacted = redactor().scrub(output.text()) if redact else (output.text(), [])
         if timed_out:
             text += f"\n[command timed out after {seconds}s and was killed]"
         elif oom:
@@ -293,11 +294,13 @@ class DockerSandbox(Sandbox):
         """The exec failed: if the container died of OOM say so, otherwise it is a sandbox error."""
         state = self._state()
         if state.get("OOMKilled"):
+            text, redacted = redactor().scrub(output)
             return CommandResult(
-                output=output + f"\n[sandbox container killed: out of memory (limit {self.settings.docker_memory})]",
+                output=text + f"\n[sandbox container killed: out of memory (limit {self.settings.docker_memory})]",
                 exit_code=-1,
                 duration=time.monotonic() - started,
                 oom_killed=True,
+                redacted=redacted,
             )
         if state and not state.get("Running"):
             raise SandboxError(f"sandbox container {self.name} stopped (exit {state.get('ExitCode')})") from None

@@ -497,7 +497,8 @@ class LocalSandbox(Sandbox):
         env.update(self.extra_env)
         return env
 
-    def run(self, command: str, timeout: float | None = None, cwd: str | None = None) -> CommandResult:
+    def run(self, command: str, timeout: float | None = None, cwd: str | None = None,
+            redact: bool = True) -> CommandResult:
         if self.root is None:
             raise SandboxError("sandbox is not started")
         cwd = str(self._resolve(cwd)) if cwd else self.workdir
@@ -525,7 +526,7 @@ class LocalSandbox(Sandbox):
             proc.wait()
             proc.stdout.close()
             raise
-        text, redacted = self._redactor.scrub(output.text())
+        text, redacted = self._redactor.scrub(output.text()) if redact else (output.text(), [])
         code = -1 if timed_out else proc.returncode
         oom = not timed_out and self._out_of_memory(code, text)
         if timed_out:

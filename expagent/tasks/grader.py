@@ -38,6 +38,7 @@ from expagent.errors import ExpagentError, SandboxUnavailable
 from expagent.fsutil import atomic_write_json, atomic_write_text
 from expagent.tasks import logparse
 from expagent.patchutil import patch_files as patched_files
+from expagent.redact import redactor
 
 _WORK = ".expagent-grade"  # scratch directory inside the checkout for the patch files
 
@@ -416,22 +417,25 @@ def grade(
         eval_log = _run_eval_commands(sb, prefix, eval_commands, cwd, notes)
         durations["reinstall" if reinstall else "runtime"] = time.monotonic() - t
         t = time.monotonic()
-        run = sb.run(prefix + command, timeout=run_timeout, cwd=cwd)
+        # the parser reads the output whole: test ids hold what the redactor would cut (requests'
+        # ``test_get_auth_from_url[http://user:pass@...]``); what is stored or shown of it is redacted below
+        run = sb.run(prefix + command, timeout=run_timeout, cwd=cwd, redact=False)
         durations["tests"] = time.monotonic() - t
         t = time.monotonic()
     durations["cleanup"] = time.monotonic() - t
     t = time.monotonic()
-    atomic_write_text(log_path, f"{eval_log}$ {command}\n{run.output}\n[exit {run.exit_code}]\n")
+    stored = redactor().scrub(run.output)[0]
+    atomic_write_text(log_path, f"{eval_log}$ {command}\n{stored}\n[exit {run.exit_code}]\n")
     results = parser(run.output)
     f2p, p2p, failing = evaluate(task, results)
     if run.timed_out:
         reason = f"tests timed out after {run_timeout:g} s"
     elif not results:
-        reason = f"no test results in the output (exit {run.exit_code}): {_tail(run.output)}"
+        reason = f"no test results in the output (exit {run.exit_code}): {_tail(stored)}"
     elif failing:
         shown = ", ".join(f"{name} {f2p.get(name) or p2p.get(name)}" for name in failing[:3])
         more = f" and {len(failing) - 3} more" if len(failing) > 3 else ""
-        reason = f"{len(failing)} required test(s) not passing: {shown}{more}"
+        reason = redactor().scrub(f"{len(failing)} required test(s) not passing: {shown}{more}")[0]
     else:
         reason = ""
     durations["parse"] = time.monotonic() - t
