@@ -75,16 +75,29 @@ def mark_upstream_defect(row: dict) -> None:
         row["why"] = f"{row.get('why') or ''}; {report}".lstrip("; ")
 
 
-def sample(tasks, per_repo: int = PER_REPO):
-    """The fixed-rule sample: per repository, the ``per_repo`` smallest instance numbers."""
+#: the second, breadth rule (``--newest N``): the issue's sample holds each repository's oldest instances, so their
+#: oldest versions; this one holds the newest, where most of SWE-bench's instances are (0: the issue's rule)
+NEWEST = 0
+
+
+def sample(tasks, per_repo: int = PER_REPO, newest: int | None = None):
+    """The fixed-rule sample: per repository, the ``per_repo`` smallest instance numbers (with ``newest`` or the
+    module's ``NEWEST`` set, that many of the largest instead)."""
+    newest = NEWEST if newest is None else newest
     by_repo = collections.defaultdict(list)
     for task in tasks:
         by_repo[task.repo].append(task)
     chosen = []
     # the costliest builds (C extensions compiled at both commits) and the unavailable repositories last
     for repo in sorted(by_repo, key=lambda r: (r in TOO_LARGE, r in COMPILED, r)):
-        chosen += sorted(by_repo[repo], key=lambda t: int(t.instance_id.rsplit("-", 1)[1]))[:per_repo]
+        ordered = sorted(by_repo[repo], key=lambda t: int(t.instance_id.rsplit("-", 1)[1]))
+        chosen += ordered[-newest:] if newest else ordered[:per_repo]
     return chosen
+
+
+def rule() -> str:
+    return (f"per repository, the {NEWEST} largest instance numbers (the newest)" if NEWEST
+            else f"per repository, the {PER_REPO} smallest instance numbers")
 
 
 def classify(text: str) -> str:
@@ -246,7 +259,7 @@ def validate_one(task, repos: str, timeout: float | None) -> dict:
 
 
 def main() -> int:
-    global NAME
+    global NAME, NEWEST
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=str(ROOT.parent / "shared" / "data" / "swe-verified-dev-407.jsonl"))
     parser.add_argument("--repos", default=os.environ.get("EXPAGENT_REPOS"), required=not os.environ.get("EXPAGENT_REPOS"))
@@ -259,7 +272,13 @@ def main() -> int:
     parser.add_argument("--merge", action="append", default=[], help="merge these part results into the main file")
     parser.add_argument("--drop-note", action="append", default=[], help="with --merge: drop earlier notes that "
                         "start with this (repeatable)")
+    parser.add_argument("--newest", type=int, default=0, metavar="N",
+                        help="the breadth sample: per repository the N largest instance numbers, in their own "
+                             "results file (default name swe_verified_validation_newest)")
     args = parser.parse_args()
+    NEWEST = args.newest
+    if NEWEST and args.results == NAME:
+        args.results = f"{NAME}_newest"
     NAME = args.results
     if args.merge:
         from expagent.tasks.suite import load_suite
@@ -278,7 +297,7 @@ def main() -> int:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}",
         "tasks": Path(args.tasks).name,
-        "rule": f"per repository, the {PER_REPO} smallest instance numbers",
+        "rule": rule(),
         "sandbox": "local",
     }
     previous = RESULTS / f"{NAME}.json"
