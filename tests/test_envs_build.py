@@ -159,18 +159,46 @@ def test_grading_checkouts_go_where_expagent_grade_tmpdir_says(tmp_path, monkeyp
         assert os.statvfs(chosen).f_bavail * os.statvfs(chosen).f_frsize >= 2 << 30
 
 
-def test_an_interpreter_root_keeps_the_standard_library_where_it_really_is(tmp_path):
+def _root_interpreters() -> list:
+    """This interpreter and, when the machine has them, one before 3.11 (other venv rules) and 3.6 (sysconfig
+    imported before any .pth)."""
+    from expagent.errors import ExpagentError
+    from expagent.tasks.pythons import find_python
+
+    found = [pytest.param((sys.executable, "%d.%d.%d" % sys.version_info[:3]), id="this")]
+    for version in ("3.9", "3.6"):
+        try:
+            found.append(pytest.param(find_python(version), id=version))
+        except ExpagentError:
+            found.append(pytest.param(None, id=version, marks=pytest.mark.skip(f"no Python {version} here")))
+    return found
+
+
+@pytest.mark.parametrize("python", _root_interpreters())
+def test_an_interpreter_root_keeps_the_standard_library_where_it_really_is(tmp_path, python):
     """Code that resolves a module's real path to decide whether it is standard (astroid's is_standard_module,
-    SWE-bench astroid-1333) must see the installation's standard library, not the root's links to it."""
+    SWE-bench astroid-1333) must see the installation's standard library, not the root's links to it; and a
+    link to the root's interpreter from elsewhere (tox --current-env's .tox/py39/bin/python, sphinx 7.2) must
+    start the root, its packages included: before 3.11 a venv marker lost it ("No module named pytest")."""
     from expagent.tasks.runtime import Interpreter, make_root
 
-    interp = Interpreter(sys.executable, "%d.%d.%d" % sys.version_info[:3])
-    bin_dir = make_root(tmp_path / "root", interp, paths=[], site_dirs=[], script_dirs=[])
-    code = ("import os, sysconfig, hashlib; std = os.path.realpath(sysconfig.get_paths()['stdlib']); "
-            "print(os.path.realpath(hashlib.__file__).startswith(std + os.sep))")
-    probe = subprocess.run([str(bin_dir / "python"), "-c", code], capture_output=True, text=True, check=True,
-                           env={"PATH": "/usr/bin:/bin"})
-    assert probe.stdout.strip() == "True"
+    packages = tmp_path / "env-site"
+    packages.mkdir()
+    (packages / "envonly.py").write_text("WHERE = 'env'\n")
+    bin_dir = make_root(tmp_path / "root", Interpreter(*python), paths=[], site_dirs=[packages], script_dirs=[])
+    linked = tmp_path / "checkout" / ".tox" / "py" / "bin"
+    linked.mkdir(parents=True)
+    (linked / "python").symlink_to(bin_dir / "python")
+    code = ("import os, sys, sysconfig, hashlib, envonly; std = os.path.realpath(sysconfig.get_paths()['stdlib']); "
+            "print(os.path.realpath(hashlib.__file__).startswith(std + os.sep), sys.prefix, "
+            "sysconfig.get_paths()['purelib'])")
+    for start in (bin_dir / "python", linked / "python"):
+        probe = subprocess.run([str(start), "-c", code], capture_output=True, text=True,
+                               env={"PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1"})
+        assert probe.returncode == 0, (start, probe.stderr[-300:])
+        standard, prefix, purelib = probe.stdout.split()
+        assert standard == "True", start
+        assert prefix == str(tmp_path / "root") and purelib.startswith(prefix), start  # installs land in the root
 
 
 def test_an_install_in_the_grading_sandbox_gets_the_index_settings_but_never_credentials(monkeypatch):

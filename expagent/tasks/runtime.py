@@ -197,6 +197,24 @@ def site_packages(prefix: Path, interp: Interpreter) -> Path:
     return prefix / "lib" / f"python{interp.major_minor}" / "site-packages"
 
 
+_ROOT_MODULE = "_expagent_root"
+#: run at start-up by an interpreter root's .pth: sys.base_prefix, sys.path's standard library entries and
+#: sysconfig (which Python 3.6 imports before any .pth) name the real installation, as in a venv
+_ROOT_SOURCE = '''"""Written by expagent into a grading interpreter root: its standard library is the installation's."""
+import sys
+
+REAL, REAL_LIB, OWN_LIB = {real!r}, {real_lib!r}, {own_lib!r}
+sys.base_prefix = sys.base_exec_prefix = REAL
+sys.path[:] = [REAL_LIB + p[len(OWN_LIB):] if (p + "/").startswith(OWN_LIB + "/") and "site-packages" not in p
+               else p for p in sys.path]
+_sysconfig = sys.modules.get("sysconfig")
+if _sysconfig is not None:
+    _sysconfig._BASE_PREFIX = _sysconfig._BASE_EXEC_PREFIX = REAL
+    if getattr(_sysconfig, "_CONFIG_VARS", None):
+        _sysconfig._CONFIG_VARS.update(installed_base=REAL, installed_platbase=REAL)
+'''
+
+
 def make_root(dest: Path, interp: Interpreter, *, paths: list[str], site_dirs: list[Path],
               script_dirs: list[Path]) -> Path:
     """An interpreter root at ``dest`` (see the module docstring); returns its ``bin`` directory.
@@ -225,10 +243,14 @@ def make_root(dest: Path, interp: Interpreter, *, paths: list[str], site_dirs: l
     if include.is_dir() and not (dest / "include").exists():
         os.symlink(include, dest / "include")
     shutil.copy2(real, bin_dir / f"python{mm}")
-    if interp.major_minor != "2.7":
-        # a venv marker naming the real installation: the standard library is then the installation's own
-        # directory, not these links, so code that resolves a module's real path to decide whether it is in the
-        # standard library (astroid's is_standard_module) still answers yes; the root's site-packages stays ours
+    # Code that resolves a module's real path to decide whether it is in the standard library (astroid's
+    # is_standard_module) must find the standard library at the installation, not at these links, while the
+    # root's site-packages stays ours; and a link to this root's interpreter from elsewhere (tox --current-env's
+    # .tox/<env>/bin/python) must still start this root.
+    before_311 = mm != "2.7" and tuple(int(n) for n in mm.split(".")) < (3, 11)
+    if mm != "2.7" and not before_311:
+        # 3.11+: a venv marker naming the real installation: a direct start is a venv of it, as before (a linked
+        # start is a plain prefix, completed by the module below)
         (dest / "pyvenv.cfg").write_text(f"home = {real.parent}\ninclude-system-site-packages = false\n"
                                          f"version = {interp.version}\n", encoding="utf-8")
     for alias in ("python", "python3"):
@@ -247,6 +269,15 @@ def make_root(dest: Path, interp: Interpreter, *, paths: list[str], site_dirs: l
     # environment's packages: a build requirement would then conflict with an older installed pin
     isolated = "'pip-build-env-' in os.environ.get('PYTHONPATH', '')"
     lines = [*paths, *(f"import os, site; {isolated} or site.addsitedir({str(d)!r})" for d in site_dirs)]
+    if mm != "2.7":
+        # before 3.11 a venv marker is found through the link but the venv is then looked for beside the link,
+        # so a linked start lost the root (sphinx 7.2's tox: "No module named pytest"); from 3.11 a linked
+        # start finds the root by its landmark (lib/pythonX.Y/os.py) but not the marker. Before 3.11 the root is
+        # such a plain prefix for every start; this module, run first, makes the standard library the
+        # installation's, as a venv's is
+        (own_site / f"{_ROOT_MODULE}.py").write_text(_ROOT_SOURCE.format(
+            real=str(real.parent.parent), real_lib=str(stdlib), own_lib=str(lib)), encoding="utf-8")
+        lines.insert(0, f"import {_ROOT_MODULE}")
     # a legacy-virtualenv marker, only while an overlay install runs (see INSTALL_MARKER)
     lines.append(f"import os, sys; os.environ.get({INSTALL_MARKER!r}) and setattr(sys, 'real_prefix', "
                  f"{str(real.parent.parent)!r})")
