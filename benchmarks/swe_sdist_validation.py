@@ -47,6 +47,10 @@ CANDIDATES = {
     "scikit-learn__scikit-learn-9288": ["scikit-learn==0.22", "scikit-learn==0.21.3"],
     "scikit-learn__scikit-learn-10844": ["scikit-learn==0.20.0"],
     "scikit-learn__scikit-learn-10908": ["scikit-learn==0.20.0"],
+    # the breadth sample (swe_verified_validation.py --newest 1): each repository's newest instance
+    "django__django-17084": ["Django==5.0", "Django==4.2.4"],
+    "matplotlib__matplotlib-26466": ["matplotlib==3.8.0", "matplotlib==3.7.3"],
+    "scikit-learn__scikit-learn-26323": ["scikit-learn==1.3.0"],
 }
 
 #: deviations from the SWE-bench spec this machine forces, per (repo, version), each with its reason
@@ -373,6 +377,9 @@ def main() -> int:
     parser.add_argument("--sdist-python", default=sys.executable,
                         help="the interpreter whose pip downloads the sdists (needs setuptools with pkg_resources "
                              "and wheel: old setup.py files run while pip prepares their metadata)")
+    parser.add_argument("--newest", type=int, default=0, metavar="N",
+                        help="swe_verified_validation.py's breadth sample (per repository the N newest instances), "
+                             "in its own part file (default name swe_verified_validation_sdist_newest)")
     parser.add_argument("--combine", nargs="+", help="combine these part files into --results, then stop")
     parser.add_argument("--stopped", action="append", default=[], metavar="ID=CAUSE=WHY",
                         help="with --combine: an instance whose run was stopped at the time box, its cause and the "
@@ -380,6 +387,9 @@ def main() -> int:
     args = parser.parse_args()
     os.environ["EXPAGENT_HOME"] = args.home
     repos = Path(args.repos or Path(args.home) / "sdist-repos")
+    verified.NEWEST = args.newest
+    if args.newest and args.results == PART:
+        args.results = f"{PART}_newest"
     verified.NAME = args.results
 
     from expagent.tasks.suite import load_suite
@@ -396,7 +406,8 @@ def main() -> int:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}",
         "tasks": Path(args.tasks).name,
-        "rule": "the too-large repositories' rows of swe_verified_validation.py's sample, on sdist reconstructions",
+        "rule": f"the too-large repositories' rows of swe_verified_validation.py's sample ({verified.rule()}), on "
+                "sdist reconstructions",
         "sandbox": "local",
     }
     done: dict[str, dict] = {}

