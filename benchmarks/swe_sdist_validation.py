@@ -58,6 +58,20 @@ _PY36 = "Python 3.6 in place of the spec's 3.5 (no 3.5 interpreter here)"
 _PIP = ("bootstrap pip==21.3.1 (the venv's bundled pip 18 ignores Requires-Python and picks releases that need "
         "Python 3.8, as overrides.json already does for pydicom on 3.6)")
 _QHULL = "the spec's qhull download steps dropped (qhull.org is not reachable here; this release vendors qhull)"
+_SYSTEM_LIBS = "printf '[libs]\\nsystem_freetype = True\\nsystem_qhull = True\\n' > setup.cfg"
+#: matplotlib's image tests need FreeType 2.6.1, which its build downloads (sourceforge, savannah: not reachable
+#: here); the system's 2.12 renders text differently (test_image_interps, test_image_clip... fail). The release's
+#: own manylinux wheel carries ft2font built against 2.6.1: it replaces the one built here
+_FT2FONT = ("d=$(mktemp -d) && python -m pip download -q --no-deps --only-binary :all: {release} -d \"$d\" && "
+            "python -c \"import glob, sys, zipfile; z = zipfile.ZipFile(glob.glob(sys.argv[1] + '/*.whl')[0]); "
+            "[z.extract(n, 'lib') for n in z.namelist() if n.startswith('matplotlib/ft2font')]\" \"$d\" && "
+            "rm -rf \"$d\"")
+_SYSTEM_LIBS_WHY = (
+    "the system's qhull (setup.cfg [libs]; libqhull-dev installed with apt-get) in place of the spec's download "
+    "from qhull.org, which is not reachable here; ft2font from the release's own wheel, built against FreeType "
+    "2.6.1 as the image tests need (the build downloads it, which cannot be done here; the system's FreeType "
+    "built the rest); ghostscript installed with apt-get (the spec's texlive brings it) for the pdf image "
+    "comparisons")
 DEVIATIONS = {
     ("django/django", "1.11"): ({"python": "3.6", "bootstrap": ["pip==21.3.1"]}, f"{_PY36}; {_PIP}"),
     ("django/django", "2.2"): ({"python": "3.6", "bootstrap": ["pip==21.3.1"]}, f"{_PY36}; {_PIP}"),
@@ -69,12 +83,12 @@ DEVIATIONS = {
     ("matplotlib/matplotlib", "3.0"): ({"pre_install": []}, _QHULL),
     ("matplotlib/matplotlib", "3.1"): ({"pre_install": []}, _QHULL),
     ("matplotlib/matplotlib", "3.4"): (
-        {"pre_install": ["printf '[libs]\\nsystem_freetype = True\\nsystem_qhull = True\\n' > setup.cfg"],
+        {"pre_install": [_SYSTEM_LIBS], "install": ["python -m pip install -e .", _FT2FONT],
          "index_date": "created_at"},
-        "the system's freetype and qhull (setup.cfg [libs]; libqhull-dev installed with apt-get) in place of the "
-        "spec's qhull download from qhull.org, which is not reachable here; ghostscript installed with apt-get "
-        "(the spec's texlive brings it) for the pdf image comparisons; the package index as of the instance's "
-        "created_at in place of overrides.json's env_commit date (a reconstruction's commits carry a fixed date)"),
+        f"{_SYSTEM_LIBS_WHY}; the package index as of the instance's created_at in place of overrides.json's "
+        "env_commit date (a reconstruction's commits carry a fixed date)"),
+    ("matplotlib/matplotlib", "3.7"): (
+        {"pre_install": [_SYSTEM_LIBS], "install": ["python -m pip install -e .", _FT2FONT]}, _SYSTEM_LIBS_WHY),
 }
 
 
@@ -100,13 +114,16 @@ def prefetch(spec: str, python: str = sys.executable) -> None:
             got.replace(cache / got.name)
 
 
-def with_deviation(task):
-    """``task`` under a suite whose recipe for its (repo, version) carries this machine's deviation, if any."""
+def with_deviation(task, release: str = ""):
+    """``task`` under a suite whose recipe for its (repo, version) carries this machine's deviation, if any;
+    ``{release}`` in its steps is the reconstruction's release (``matplotlib==3.4.3``)."""
     from expagent.tasks.suite import RepoSource
 
     values, why = DEVIATIONS.get((task.repo, task.version), (None, ""))
     if values is None:
         return task, ""
+    values = {key: [step.replace("{release}", release) for step in value] if isinstance(value, list) else value
+              for key, value in values.items()}
     suite = task.suite
     source = suite.repos.get(task.repo) or RepoSource(repo=task.repo, url=f"https://github.com/{task.repo}.git")
     versions = {**source.env.get("versions", {}), task.version: values}
@@ -147,7 +164,7 @@ def run_one(task, repos: Path, timeout: float | None, sdist_python: str = sys.ex
     rebuilt_s = round(time.monotonic() - t, 2)
     if reconstruct_only:
         return {**row, "status": "reconstructed", "note": rec.note, "reconstructed_base": rec.base_commit}
-    graded, deviation = with_deviation(retarget(task, rec))
+    graded, deviation = with_deviation(retarget(task, rec), rec.spec)
     try:
         expose_interpreter(graded, repos)
     except ExpagentError:
