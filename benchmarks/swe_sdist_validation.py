@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -62,7 +63,8 @@ _SYSTEM_LIBS = "printf '[libs]\\nsystem_freetype = True\\nsystem_qhull = True\\n
 #: matplotlib's image tests need FreeType 2.6.1, which its build downloads (sourceforge, savannah: not reachable
 #: here); the system's 2.12 renders text differently (test_image_interps, test_image_clip... fail). The release's
 #: own manylinux wheel carries ft2font built against 2.6.1: it replaces the one built here
-_FT2FONT = ("d=$(mktemp -d) && python -m pip download -q --no-deps --only-binary :all: {release} -d \"$d\" && "
+_FT2FONT = ("d=$(mktemp -d) && python -m pip download -q --no-deps --only-binary :all: --index-url {index} "
+            "{release} -d \"$d\" && "
             "python -c \"import glob, sys, zipfile; z = zipfile.ZipFile(glob.glob(sys.argv[1] + '/*.whl')[0]); "
             "[z.extract(n, 'lib') for n in z.namelist() if n.startswith('matplotlib/ft2font')]\" \"$d\" && "
             "rm -rf \"$d\"")
@@ -88,9 +90,7 @@ DEVIATIONS = {
         f"{_SYSTEM_LIBS_WHY}; the package index as of the instance's created_at in place of overrides.json's "
         "env_commit date (a reconstruction's commits carry a fixed date)"),
     ("matplotlib/matplotlib", "3.7"): (
-        {"pre_install": [_SYSTEM_LIBS], "install": ["python -m pip install -e .", _FT2FONT]},
-        f"{_SYSTEM_LIBS_WHY}; libcairo2-dev installed with apt-get (environment.yml's pycairo, a conda package "
-        "with its C library, builds from source from PyPI)"),
+        {"pre_install": [_SYSTEM_LIBS], "install": ["python -m pip install -e .", _FT2FONT]}, _SYSTEM_LIBS_WHY),
 }
 
 
@@ -124,8 +124,12 @@ def with_deviation(task, release: str = ""):
     values, why = DEVIATIONS.get((task.repo, task.version), (None, ""))
     if values is None:
         return task, ""
-    values = {key: [step.replace("{release}", release) for step in value] if isinstance(value, list) else value
-              for key, value in values.items()}
+    from expagent.tasks.pypi_source import _index_url
+
+    # {index}: the machine's package index, not the dated one the build sees (the release is newer than the date)
+    fill = {"{release}": release, "{index}": _index_url()}
+    values = {key: [functools.reduce(lambda text, pair: text.replace(*pair), fill.items(), step) for step in value]
+              if isinstance(value, list) else value for key, value in values.items()}
     suite = task.suite
     source = suite.repos.get(task.repo) or RepoSource(repo=task.repo, url=f"https://github.com/{task.repo}.git")
     versions = {**source.env.get("versions", {}), task.version: values}
