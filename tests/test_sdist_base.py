@@ -116,6 +116,13 @@ def test_a_release_holding_the_fix_gives_the_base_with_gold_and_tests_reversed(t
     # deterministic: the same sdist and patches give the same commits in another repository
     again = reconstruct(task, ["calc==1.1"], tmp_path / "other")
     assert (again.base_commit, again.release_commit) == (rec.base_commit, rec.release_commit)
+    # what a version tool reads at the base: the release, in a form setuptools_scm parses (matplotlib 3.8's
+    # build refused 'sdist/matplotlib-3.8.0'); the base itself is kept on a branch, which describe ignores
+    described = subprocess.run(["git", "-C", str(bare), "describe", "--tags", "--long", "--match", "*[0-9]*",
+                                rec.base_commit], capture_output=True, text=True, check=True).stdout.strip()
+    assert described.startswith("sdist-calc-1.1-") and "/" not in described
+    assert subprocess.run(["git", "-C", str(bare), "rev-parse", "sdist-base/calc__calc-1"], capture_output=True,
+                          text=True, check=True).stdout.strip() == rec.base_commit
 
 
 def test_a_release_before_the_fix_is_used_as_is(tmp_path, home):

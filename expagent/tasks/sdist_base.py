@@ -29,9 +29,12 @@ from expagent.errors import ExpagentError
 from expagent.patchutil import patch_files
 from expagent.tasks import pypi_source, synth_git
 
-#: where each reconstruction and each pristine release is kept reachable in the repository
-BASE_REF_PREFIX = "refs/tags/sdist-base/"
-RELEASE_REF_PREFIX = "refs/tags/sdist/"
+#: where each reconstruction and each pristine release is kept reachable in the repository. A release is a tag
+#: ``sdist-<name>-<version>``, so that ``git describe`` at a base names it in a form setuptools_scm parses (it
+#: refuses ``sdist/matplotlib-3.8.0``: matplotlib 3.8's build failed on it); a reconstruction is a branch, which
+#: describe ignores (as a tag, its instance number would be read as the version)
+BASE_REF_PREFIX = "refs/heads/sdist-base/"
+RELEASE_REF_PREFIX = "refs/tags/sdist-"
 
 GOLD_REVERSED = "gold reverse-applied"
 AS_RELEASED = "release as is"
@@ -149,7 +152,7 @@ def reconstruct(task, candidates: Sequence[str], repos_dir: Path) -> Reconstruct
     otherwise the gold patch is reverse-applied (exactly, else with GNU patch's fuzz: the code moved between the
     fix and the release), and so is the test patch when the release holds it. The candidate fits when the test
     patch then applies exactly, as the grader applies it. ``repos_dir`` receives the bare repository
-    ``<owner>+<name>``, where the reconstruction is tagged ``sdist-base/<instance_id>``.
+    ``<owner>+<name>``, where the reconstruction is the branch ``sdist-base/<instance_id>``.
     """
     if not task.patch:
         raise SdistBaseError(f"{task.instance_id}: no gold patch to place the release against")
