@@ -90,7 +90,8 @@ DEVIATIONS = {
         f"{_SYSTEM_LIBS_WHY}; the package index as of the instance's created_at in place of overrides.json's "
         "env_commit date (a reconstruction's commits carry a fixed date)"),
     ("matplotlib/matplotlib", "3.7"): (
-        {"pre_install": [_SYSTEM_LIBS], "install": ["python -m pip install -e .", _FT2FONT]}, _SYSTEM_LIBS_WHY),
+        {"pre_install": [_SYSTEM_LIBS.replace("setup.cfg", "mplsetup.cfg")],  # its build reads mplsetup.cfg
+         "install": ["python -m pip install -e .", _FT2FONT]}, _SYSTEM_LIBS_WHY.replace("setup.cfg", "mplsetup.cfg")),
 }
 
 
