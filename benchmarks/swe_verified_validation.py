@@ -215,6 +215,7 @@ def merge(parts: list[str], notes: list[str], chosen, drop_notes: tuple[str, ...
         rows.setdefault(task.instance_id, {"instance_id": task.instance_id, "repo": task.repo, "version": task.version,
                                            "status": "not run", "cause": "not run before the time box ended"})
     order = [t.instance_id for t in chosen]
+    meta["rule"] = rule()  # a part of the other sample (--newest) must not lend the merged file its rule
     kept = [n for n in meta.get("notes", []) if not n.startswith(tuple(drop_notes))]
     meta["notes"] = list(dict.fromkeys([*kept, *notes]))
     write([rows[i] for i in order], meta)
