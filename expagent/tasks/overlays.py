@@ -15,8 +15,9 @@ to the cached environment (``<env>/base/<commit>/``), which itself stays unchang
 Tests then run with a per-grade interpreter root made the same way inside the sandbox (:func:`make_root`):
 its site-packages puts the checkout under test first, then the overlay's and the environment's packages, and
 its ``bin/`` holds the environments' console scripts re-pointed at it. The interpreter is a real file at a
-real prefix (no ``pyvenv.cfg``), so a tool that links to ``sys.executable`` and runs the link (``tox
---current-env``) still lands in the task's environment, and nothing depends on ``PYTHONPATH``, which tox strips.
+real prefix (found by its landmark; before Python 3.11 without a ``pyvenv.cfg``, which a linked start would
+lose), so a tool that links to ``sys.executable`` and runs the link (``tox --current-env``) still lands in the
+task's environment, and nothing depends on ``PYTHONPATH``, which tox strips.
 """
 
 from __future__ import annotations
