@@ -125,10 +125,10 @@ def with_deviation(task, release: str = ""):
     values, why = DEVIATIONS.get((task.repo, task.version), (None, ""))
     if values is None:
         return task, ""
-    from expagent.tasks.pypi_source import _index_url
+    from expagent.tasks.pypi_source import index_url
 
     # {index}: the machine's package index, not the dated one the build sees (the release is newer than the date)
-    fill = {"{release}": release, "{index}": _index_url()}
+    fill = {"{release}": release, "{index}": index_url()}
     values = {key: [functools.reduce(lambda text, pair: text.replace(*pair), fill.items(), step) for step in value]
               if isinstance(value, list) else value for key, value in values.items()}
     suite = task.suite

@@ -68,7 +68,7 @@ def _find_cached(name: str, version: str, where: Path) -> Path | None:
     return next((path for path in sorted(where.iterdir()) if _is_sdist_of(path.name, name, version)), None)
 
 
-def _index_url() -> str:
+def index_url() -> str:
     """The package index pip uses (``PIP_INDEX_URL``, else pip's configured ``index-url``, else PyPI)."""
     configured = os.environ.get("PIP_INDEX_URL")
     if not configured:
@@ -81,7 +81,7 @@ def _index_url() -> str:
 def _download_from_index(name: str, version: str, dest: Path) -> Path | None:
     """The sdist of ``name==version`` fetched straight from the index's simple page (PEP 503) into ``dest``,
     its sha256 checked when the page gives one; None when the page lists no such file or cannot be read."""
-    page_url = f"{_index_url()}/{re.sub(r'[-_.]+', '-', name).lower()}/"
+    page_url = f"{index_url()}/{re.sub(r'[-_.]+', '-', name).lower()}/"
     try:
         with urllib.request.urlopen(page_url, timeout=60) as response:
             page = response.read().decode("utf-8", "replace")
