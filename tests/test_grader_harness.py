@@ -507,6 +507,17 @@ def test_tests_run_without_the_network_unless_grading_asks_for_it(tmp_path, home
     assert not grade(task, task.patch, sandbox_kind=sandbox_kind, settings=Settings(docker_network=True)).resolved
 
 
+def test_a_host_the_tests_cannot_reach_with_the_network_on_is_noted(tmp_path, home):
+    from expagent.config import Settings
+    from expagent.tasks.grader import NETWORK_NOTE, UNREACHABLE_NOTE
+
+    test = _NET_TEST.replace('("pypi.org", 443)', '("expagent-no-such-host.invalid", 80)')
+    task = _task_with_test(tmp_path, _ENV, "tests/test_net.py", test, "test_reaches_the_package_index")
+    result = grade(task, task.patch, settings=Settings(grade_network=True))
+    assert not result.resolved and result.network
+    assert UNREACHABLE_NOTE in result.notes and NETWORK_NOTE not in result.notes
+
+
 def test_eval_test_network_flag_grades_with_the_network(tmp_path, home):
     _task_with_test(tmp_path, _ENV, "tests/test_net.py", _NET_TEST, "test_reaches_the_package_index")
     offline = _eval(str(tmp_path / "gen"))

@@ -47,6 +47,8 @@ NETWORK_ERROR = re.compile(r"Could not resolve host|Name or service not known|Te
                            r"Network is unreachable|No address associated with hostname|getaddrinfo failed")
 NETWORK_NOTE = ("the tests met network errors with the network off; the official harness runs them with the "
                 "network on: grade with --test-network (the grade_network setting) to do the same")
+UNREACHABLE_NOTE = ("the tests met network errors with the network on: a host they need cannot be reached from "
+                    "here (the official harness fails such tests too while that host is down)")
 
 if TYPE_CHECKING:
     from expagent.sandbox.config import SandboxConfig
@@ -439,8 +441,8 @@ def grade(
     else:
         reason = ""
     durations["parse"] = time.monotonic() - t
-    if failing and not network and NETWORK_ERROR.search(run.output):
-        notes.append(NETWORK_NOTE)
+    if failing and NETWORK_ERROR.search(run.output):
+        notes.append(UNREACHABLE_NOTE if network else NETWORK_NOTE)
     return finish(
         resolved=not run.timed_out and bool(results) and not failing,
         patch_applied=True,
