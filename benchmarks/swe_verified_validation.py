@@ -248,7 +248,7 @@ def validate_one(task, repos: str, timeout: float | None) -> dict:
         missing = missing_blobs(source, task.base_commit)
         row["why"] = gold.reason
         log = Path(gold.log_path).read_text(errors="replace")[-400_000:] if gold.log_path else ""
-        network = CAUSES[4][1].search(log)
+        network = NETWORK_ERROR.search(log)
         row["cause"] = ("snapshot lacks files" if missing else "network needed by the tests" if network
                         else classify(gold.reason))
         if missing:

@@ -81,7 +81,7 @@ def index_url() -> str:
 def _download_from_index(name: str, version: str, dest: Path) -> Path | None:
     """The sdist of ``name==version`` fetched straight from the index's simple page (PEP 503) into ``dest``,
     its sha256 checked when the page gives one; None when the page lists no such file or cannot be read."""
-    page_url = f"{index_url()}/{re.sub(r'[-_.]+', '-', name).lower()}/"
+    page_url = f"{index_url()}/{_normalized(name).replace('_', '-')}/"  # PEP 503's name
     try:
         with urllib.request.urlopen(page_url, timeout=60) as response:
             page = response.read().decode("utf-8", "replace")

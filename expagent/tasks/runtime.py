@@ -238,8 +238,9 @@ def make_root(dest: Path, interp: Interpreter, *, paths: list[str], site_dirs: l
         if entry.name != "site-packages":
             os.symlink(entry, lib / entry.name)
     real = Path(interp.exe).resolve()
+    installation = real.parent.parent  # the real prefix the interpreter belongs to
     # the C headers, for an install that compiles extensions (astropy): distutils looks under sys.prefix
-    include = real.parent.parent / "include"
+    include = installation / "include"
     if include.is_dir() and not (dest / "include").exists():
         os.symlink(include, dest / "include")
     shutil.copy2(real, bin_dir / f"python{mm}")
@@ -247,8 +248,8 @@ def make_root(dest: Path, interp: Interpreter, *, paths: list[str], site_dirs: l
     # is_standard_module) must find the standard library at the installation, not at these links, while the
     # root's site-packages stays ours; and a link to this root's interpreter from elsewhere (tox --current-env's
     # .tox/<env>/bin/python) must still start this root.
-    before_311 = mm != "2.7" and tuple(int(n) for n in mm.split(".")) < (3, 11)
-    if mm != "2.7" and not before_311:
+    python3 = mm != "2.7"
+    if python3 and tuple(int(n) for n in mm.split(".")) >= (3, 11):
         # 3.11+: a venv marker naming the real installation: a direct start is a venv of it, as before (a linked
         # start is a plain prefix, completed by the module below)
         (dest / "pyvenv.cfg").write_text(f"home = {real.parent}\ninclude-system-site-packages = false\n"
@@ -269,18 +270,18 @@ def make_root(dest: Path, interp: Interpreter, *, paths: list[str], site_dirs: l
     # environment's packages: a build requirement would then conflict with an older installed pin
     isolated = "'pip-build-env-' in os.environ.get('PYTHONPATH', '')"
     lines = [*paths, *(f"import os, site; {isolated} or site.addsitedir({str(d)!r})" for d in site_dirs)]
-    if mm != "2.7":
+    if python3:
         # before 3.11 a venv marker is found through the link but the venv is then looked for beside the link,
         # so a linked start lost the root (sphinx 7.2's tox: "No module named pytest"); from 3.11 a linked
         # start finds the root by its landmark (lib/pythonX.Y/os.py) but not the marker. Before 3.11 the root is
         # such a plain prefix for every start; this module, run first, makes the standard library the
         # installation's, as a venv's is
         (own_site / f"{_ROOT_MODULE}.py").write_text(_ROOT_SOURCE.format(
-            real=str(real.parent.parent), real_lib=str(stdlib), own_lib=str(lib)), encoding="utf-8")
+            real=str(installation), real_lib=str(stdlib), own_lib=str(lib)), encoding="utf-8")
         lines.insert(0, f"import {_ROOT_MODULE}")
     # a legacy-virtualenv marker, only while an overlay install runs (see INSTALL_MARKER)
     lines.append(f"import os, sys; os.environ.get({INSTALL_MARKER!r}) and setattr(sys, 'real_prefix', "
-                 f"{str(real.parent.parent)!r})")
+                 f"{str(installation)!r})")
     (own_site / "_expagent_env.pth").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return bin_dir
 
